@@ -1,0 +1,128 @@
+/* relate/graph.h: tensors, the per-step arena and the reverse-mode tape.
+ * Not a general tensor library: tensors are dense float32, contiguous, at most 4-D, and live
+ * only until relate_graph_reset; there are no broadcasting rules beyond what each op states.
+ *
+ * Methods are written as forward code. Every op allocates its output in the graph's arena and,
+ * when an input needs a gradient, records a backward step on the tape;
+ * relate_graph_backward(g, loss) walks the tape in reverse and accumulates into parameter
+ * gradients. An op given a NULL input returns NULL; an op given shapes that do not fit records
+ * an error (relate_graph_status) and returns NULL, so a forward pass is checked once at the end.
+ *
+ *   relate_graph *g = relate_graph_create();
+ *   relate_tensor *x = relate_tensor_wrap(g, 4, (int64_t[]){n, 3, 32, 32}, images);
+ *   relate_tensor *y = relate_backbone_forward(g, &bb, x, true);
+ *   relate_tensor *loss = relate_mean(g, relate_mul(g, y, y));
+ *   if (!loss || relate_graph_backward(g, loss) != RELATE_OK) puts(relate_graph_error(g)->msg);
+ *   relate_graph_reset(g);   // next step reuses the same memory
+ */
+#ifndef RELATE_GRAPH_H
+#define RELATE_GRAPH_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "relate/params.h"
+#include "relate/status.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct relate_tensor {
+    int ndim;
+    int64_t shape[RELATE_MAX_DIMS];
+    int64_t numel;
+    float *data;
+    float *grad;          /* allocated (zeroed) when the backward pass first reaches it */
+    bool requires_grad;
+    relate_param *param;  /* set for views of parameters: grad then aliases param->grad */
+} relate_tensor;
+
+typedef struct relate_graph relate_graph;
+
+relate_graph *relate_graph_create(void);
+void relate_graph_destroy(relate_graph *g);
+/* Releases every tensor of the step, clears the tape and the error. */
+void relate_graph_reset(relate_graph *g);
+relate_status relate_graph_status(const relate_graph *g);
+const relate_error *relate_graph_error(const relate_graph *g);
+/* Records an error on the graph (first one wins); returns NULL for convenient `return`. */
+void *relate_graph_fail(relate_graph *g, relate_status code, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+/* When false, ops record nothing (inference); default true. */
+void relate_graph_set_grad_enabled(relate_graph *g, bool enabled);
+/* The arena's high-water mark: the peak memory of a step's activations and gradients. */
+size_t relate_graph_peak_bytes(const relate_graph *g);
+/* Scratch memory from the step's arena (freed by reset). */
+void *relate_graph_alloc(relate_graph *g, size_t bytes);
+
+/* A new tensor with uninitialised data. */
+relate_tensor *relate_tensor_new(relate_graph *g, int ndim, const int64_t *shape);
+relate_tensor *relate_tensor_zeros(relate_graph *g, int ndim, const int64_t *shape);
+/* Wraps caller-owned data (not copied; must outlive the step); never requires a gradient. */
+relate_tensor *relate_tensor_wrap(relate_graph *g, int ndim, const int64_t *shape, float *data);
+/* A view of a parameter: its gradient accumulates into param->grad unless param->frozen. */
+relate_tensor *relate_param_tensor(relate_graph *g, relate_param *p);
+
+/* "[8, 3, 32, 32]": a tensor's shape for messages; returns buf. */
+const char *relate_shape_str(const relate_tensor *t, char *buf, size_t size);
+
+/* Runs the backward pass from a scalar (numel 1) tensor, seeding its gradient with 1. */
+relate_status relate_graph_backward(relate_graph *g, relate_tensor *loss);
+
+/* ---- ops (each matches the named PyTorch function; shapes in brackets) ---- */
+/* F.conv2d(x [N,C,H,W], w [O,C,KH,KW], stride, padding), no bias. */
+relate_tensor *relate_conv2d(relate_graph *g, relate_tensor *x, relate_tensor *w, int stride, int pad);
+/* F.batch_norm over x [N,C] or [N,C,H,W]. training: batch statistics, updates running stats and
+ * *num_batches_tracked (each may be NULL); eval: running statistics. */
+relate_tensor *relate_batch_norm(relate_graph *g, relate_tensor *x, relate_tensor *gamma,
+                                 relate_tensor *beta, float *running_mean, float *running_var,
+                                 int64_t *num_batches_tracked, bool training, float momentum,
+                                 float eps);
+relate_tensor *relate_relu(relate_graph *g, relate_tensor *x);
+relate_tensor *relate_leaky_relu(relate_graph *g, relate_tensor *x, float slope);
+relate_tensor *relate_sigmoid(relate_graph *g, relate_tensor *x);
+relate_tensor *relate_avg_pool2d(relate_graph *g, relate_tensor *x, int k, int stride, int pad);
+relate_tensor *relate_max_pool2d(relate_graph *g, relate_tensor *x, int k, int stride, int pad);
+/* AdaptiveAvgPool2d(1) then flatten: [N,C,H,W] -> [N,C]. */
+relate_tensor *relate_global_avg_pool(relate_graph *g, relate_tensor *x);
+/* F.linear(x [N,in], w [out,in], b [out] or NULL) -> [N,out]. */
+relate_tensor *relate_linear(relate_graph *g, relate_tensor *x, relate_tensor *w, relate_tensor *b);
+/* Same-shape element-wise ops. */
+relate_tensor *relate_add(relate_graph *g, relate_tensor *a, relate_tensor *b);
+relate_tensor *relate_mul(relate_graph *g, relate_tensor *a, relate_tensor *b);
+relate_tensor *relate_maximum(relate_graph *g, relate_tensor *a, relate_tensor *b);
+relate_tensor *relate_scale(relate_graph *g, relate_tensor *x, float alpha);
+relate_tensor *relate_exp(relate_graph *g, relate_tensor *x);
+relate_tensor *relate_log(relate_graph *g, relate_tensor *x);
+/* Reductions over all elements to a scalar [1]. */
+relate_tensor *relate_sum(relate_graph *g, relate_tensor *x);
+relate_tensor *relate_mean(relate_graph *g, relate_tensor *x);
+/* torch.cat([a, b], dim) for dim 0 (any rank, equal trailing dims) or dim 1 (2-D). */
+relate_tensor *relate_concat(relate_graph *g, relate_tensor *a, relate_tensor *b, int dim);
+/* x[start : start+count] along dim 0. */
+relate_tensor *relate_slice_rows(relate_graph *g, relate_tensor *x, int64_t start, int64_t count);
+/* torch.roll(x, shift, dims=0). */
+relate_tensor *relate_roll_rows(relate_graph *g, relate_tensor *x, int64_t shift);
+/* Same data, new shape of equal numel. */
+relate_tensor *relate_reshape(relate_graph *g, relate_tensor *x, int ndim, const int64_t *shape);
+/* op(a) @ op(b) for 2-D tensors. */
+relate_tensor *relate_matmul(relate_graph *g, relate_tensor *a, relate_tensor *b, bool trans_a,
+                             bool trans_b);
+relate_tensor *relate_log_softmax(relate_graph *g, relate_tensor *x);
+/* F.normalize(x [N,C], p=2, dim=1, eps). */
+relate_tensor *relate_l2_normalize(relate_graph *g, relate_tensor *x, float eps);
+/* F.cross_entropy(logits [N,C], targets, weight=weights or NULL): scalar. */
+relate_tensor *relate_cross_entropy(relate_graph *g, relate_tensor *logits, const int32_t *targets,
+                                    const float *weights);
+/* F.binary_cross_entropy_with_logits(x, t) (mean); t is a constant of x's shape. */
+relate_tensor *relate_bce_with_logits(relate_graph *g, relate_tensor *x, const float *targets);
+/* The sigmoid focal loss of spec 3.1.5 (mean). */
+relate_tensor *relate_focal_loss(relate_graph *g, relate_tensor *x, const float *targets,
+                                 float alpha, float gamma);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

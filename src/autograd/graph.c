@@ -1,0 +1,193 @@
+/* graph.c: the step arena, the tape and the backward walk.
+ * Not the ops themselves (ops_*.c): this file only creates tensors and runs recorded steps. */
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "autograd/graph_internal.h"
+
+relate_graph *relate_graph_create(void)
+{
+    relate_graph *g = calloc(1, sizeof *g);
+    if (!g)
+        return NULL;
+    relate_arena_init(&g->arena, 0);
+    g->grad_enabled = true;
+    return g;
+}
+
+void relate_graph_destroy(relate_graph *g)
+{
+    if (!g)
+        return;
+    relate_arena_free(&g->arena);
+    free(g->tape);
+    free(g);
+}
+
+void relate_graph_reset(relate_graph *g)
+{
+    relate_arena_reset(&g->arena);
+    g->tape_count = 0;
+    memset(&g->err, 0, sizeof g->err);
+}
+
+relate_status relate_graph_status(const relate_graph *g) { return g->err.code; }
+const relate_error *relate_graph_error(const relate_graph *g) { return &g->err; }
+void relate_graph_set_grad_enabled(relate_graph *g, bool enabled) { g->grad_enabled = enabled; }
+size_t relate_graph_peak_bytes(const relate_graph *g) { return g->arena.high_water; }
+
+void *relate_graph_fail(relate_graph *g, relate_status code, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    relate_error_vset(&g->err, code, fmt, ap);
+    va_end(ap);
+    return NULL;
+}
+
+void *relate_graph_scratch(relate_graph *g, size_t bytes)
+{
+    void *p = relate_arena_alloc(&g->arena, bytes);
+    if (!p)
+        relate_graph_fail(g, RELATE_ERR_NOMEM, "out of memory allocating %zu bytes for a step", bytes);
+    return p;
+}
+
+void *relate_graph_alloc(relate_graph *g, size_t bytes) { return relate_graph_scratch(g, bytes); }
+
+const char *relate_shape_str(const relate_tensor *t, char *buf, size_t size)
+{
+    size_t off = (size_t)snprintf(buf, size, "[");
+    for (int d = 0; d < t->ndim && off < size; d++)
+        off += (size_t)snprintf(buf + off, size - off, d ? ", %lld" : "%lld", (long long)t->shape[d]);
+    if (off < size)
+        snprintf(buf + off, size - off, "]");
+    return buf;
+}
+
+static relate_tensor *tensor_header(relate_graph *g, int ndim, const int64_t *shape)
+{
+    if (ndim < 0 || ndim > RELATE_MAX_DIMS)
+        return relate_graph_fail(g, RELATE_ERR_SHAPE, "tensors have at most %d dimensions, got %d",
+                                 RELATE_MAX_DIMS, ndim);
+    relate_tensor *t = relate_graph_scratch(g, sizeof *t);
+    if (!t)
+        return NULL;
+    memset(t, 0, sizeof *t);
+    t->ndim = ndim;
+    t->numel = 1;
+    for (int d = 0; d < ndim; d++) {
+        if (shape[d] < 0)
+            return relate_graph_fail(g, RELATE_ERR_SHAPE, "negative dimension %lld", (long long)shape[d]);
+        t->shape[d] = shape[d];
+        t->numel *= shape[d];
+    }
+    return t;
+}
+
+relate_tensor *relate_tensor_new(relate_graph *g, int ndim, const int64_t *shape)
+{
+    relate_tensor *t = tensor_header(g, ndim, shape);
+    if (!t)
+        return NULL;
+    t->data = relate_graph_scratch(g, (size_t)t->numel * sizeof(float));
+    return t->data ? t : NULL;
+}
+
+relate_tensor *relate_tensor_zeros(relate_graph *g, int ndim, const int64_t *shape)
+{
+    relate_tensor *t = relate_tensor_new(g, ndim, shape);
+    if (t)
+        memset(t->data, 0, (size_t)t->numel * sizeof(float));
+    return t;
+}
+
+relate_tensor *relate_tensor_wrap(relate_graph *g, int ndim, const int64_t *shape, float *data)
+{
+    relate_tensor *t = tensor_header(g, ndim, shape);
+    if (t)
+        t->data = data;
+    return t;
+}
+
+relate_tensor *relate_param_tensor(relate_graph *g, relate_param *p)
+{
+    if (!p)
+        return relate_graph_fail(g, RELATE_ERR_INTERNAL, "missing parameter");
+    if (p->kind != RELATE_PARAM && p->kind != RELATE_BUFFER_F32)
+        return relate_graph_fail(g, RELATE_ERR_INTERNAL, "%s is not a float tensor", p->name);
+    relate_tensor *t = tensor_header(g, p->ndim, p->shape);
+    if (!t)
+        return NULL;
+    t->data = p->data;
+    t->param = p;
+    if (p->kind == RELATE_PARAM && !p->frozen && g->grad_enabled && p->grad) {
+        t->requires_grad = true;
+        t->grad = p->grad;
+    }
+    return t;
+}
+
+relate_tensor *relate_op_output(relate_graph *g, int ndim, const int64_t *shape, relate_tensor *in0,
+                                relate_tensor *in1)
+{
+    relate_tensor *t = relate_tensor_new(g, ndim, shape);
+    if (t && g->grad_enabled)
+        t->requires_grad = (in0 && in0->requires_grad) || (in1 && in1->requires_grad);
+    return t;
+}
+
+void relate_op_record(relate_graph *g, relate_backward_fn fn, void *ctx)
+{
+    if (!ctx)
+        return;
+    if (g->tape_count == g->tape_cap) {
+        int cap = g->tape_cap ? 2 * g->tape_cap : 256;
+        relate_tape_node *nt = realloc(g->tape, (size_t)cap * sizeof *nt);
+        if (!nt) {
+            relate_graph_fail(g, RELATE_ERR_NOMEM, "out of memory growing the tape");
+            return;
+        }
+        g->tape = nt;
+        g->tape_cap = cap;
+    }
+    g->tape[g->tape_count].fn = fn;
+    g->tape[g->tape_count].ctx = ctx;
+    g->tape_count++;
+}
+
+float *relate_grad_of(relate_graph *g, relate_tensor *t)
+{
+    if (!t || !t->requires_grad)
+        return NULL;
+    if (!t->grad)
+        t->grad = relate_arena_calloc(&g->arena, (size_t)t->numel * sizeof(float));
+    if (!t->grad)
+        relate_graph_fail(g, RELATE_ERR_NOMEM, "out of memory for a gradient");
+    return t->grad;
+}
+
+relate_status relate_graph_backward(relate_graph *g, relate_tensor *loss)
+{
+    if (g->err.code != RELATE_OK)
+        return g->err.code;
+    if (!loss)
+        return relate_error_set(&g->err, RELATE_ERR_INTERNAL, "backward from a missing tensor");
+    if (loss->numel != 1)
+        return relate_error_set(&g->err, RELATE_ERR_SHAPE,
+                                "backward needs a scalar loss, got %lld elements", (long long)loss->numel);
+    if (!isfinite(loss->data[0]))
+        return relate_error_set(&g->err, RELATE_ERR_NUMERIC, "the loss is %s", isnan(loss->data[0]) ? "NaN" : "infinite");
+    if (!loss->requires_grad)
+        return RELATE_OK; /* nothing to differentiate: everything is frozen */
+    float *seed = relate_grad_of(g, loss);
+    if (!seed)
+        return g->err.code;
+    seed[0] += 1.0f;
+    for (int i = g->tape_count - 1; i >= 0 && g->err.code == RELATE_OK; i--)
+        g->tape[i].fn(g, g->tape[i].ctx);
+    return g->err.code;
+}

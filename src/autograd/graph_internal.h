@@ -1,0 +1,36 @@
+/* graph_internal.h: what op implementations need from the graph core (tape, arena, grads).
+ * Not public: users see relate/graph.h only. */
+#ifndef RELATE_AUTOGRAD_GRAPH_INTERNAL_H
+#define RELATE_AUTOGRAD_GRAPH_INTERNAL_H
+
+#include "base/arena.h"
+#include "relate/graph.h"
+
+typedef void (*relate_backward_fn)(relate_graph *g, void *ctx);
+
+typedef struct relate_tape_node {
+    relate_backward_fn fn;
+    void *ctx;
+} relate_tape_node;
+
+struct relate_graph {
+    relate_arena arena;
+    relate_tape_node *tape;
+    int tape_count, tape_cap;
+    relate_error err;
+    bool grad_enabled;
+};
+
+/* Output tensor of an op: shape given, requires_grad if any listed input requires it. */
+relate_tensor *relate_op_output(relate_graph *g, int ndim, const int64_t *shape,
+                                relate_tensor *in0, relate_tensor *in1);
+/* Appends a backward step (only when out->requires_grad). ctx must live in the arena. */
+void relate_op_record(relate_graph *g, relate_backward_fn fn, void *ctx);
+/* The gradient buffer of t, allocated zeroed on first use; NULL if t needs no gradient. */
+float *relate_grad_of(relate_graph *g, relate_tensor *t);
+/* Arena allocation that records NOMEM on the graph when it fails. */
+void *relate_graph_scratch(relate_graph *g, size_t bytes);
+
+#define RELATE_CTX_NEW(g, type) ((type *)relate_graph_scratch((g), sizeof(type)))
+
+#endif

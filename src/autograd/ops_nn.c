@@ -1,0 +1,338 @@
+/* ops_nn.c: graph ops for the layers of the backbones and heads (conv, batch norm, pooling,
+ * activations, linear), each a shape check + a kernel call + a recorded backward.
+ * Not the arithmetic: that lives in src/kernels/. */
+#include <string.h>
+
+#include "autograd/graph_internal.h"
+#include "kernels/kernels.h"
+
+#define SHAPE(t, buf) relate_shape_str((t), (buf), sizeof(buf))
+
+/* ------------------------------------------------------------------ conv2d */
+typedef struct {
+    relate_tensor *x, *w, *y;
+    relate_conv2d_dims d;
+} conv_ctx;
+
+static void conv2d_backward(relate_graph *g, void *p)
+{
+    conv_ctx *c = p;
+    if (!c->y->grad)
+        return;
+    float *dx = relate_grad_of(g, c->x), *dw = relate_grad_of(g, c->w);
+    if (!dx && !dw)
+        return;
+    float *scratch = relate_graph_scratch(g, relate_conv2d_scratch_floats(&c->d, relate_get_threads()) * sizeof(float));
+    if (scratch)
+        relate_conv2d_backward(dx, dw, c->y->grad, c->x->data, c->w->data, &c->d, scratch);
+}
+
+relate_tensor *relate_conv2d(relate_graph *g, relate_tensor *x, relate_tensor *w, int stride, int pad)
+{
+    if (!x || !w)
+        return NULL;
+    char a[64], b[64];
+    if (x->ndim != 4 || w->ndim != 4 || x->shape[1] != w->shape[1])
+        return relate_graph_fail(g, RELATE_ERR_SHAPE,
+                                 "conv2d: input %s does not fit weight %s (need [N,C,H,W] and [O,C,KH,KW])",
+                                 SHAPE(x, a), SHAPE(w, b));
+    relate_conv2d_dims d = {.n = (int)x->shape[0], .c = (int)x->shape[1], .h = (int)x->shape[2],
+                            .w = (int)x->shape[3], .o = (int)w->shape[0], .kh = (int)w->shape[2],
+                            .kw = (int)w->shape[3], .stride = stride, .pad = pad};
+    if (relate_conv2d_dims_init(&d) != 0)
+        return relate_graph_fail(g, RELATE_ERR_SHAPE,
+                                 "conv2d: a %dx%d kernel with stride %d and padding %d does not fit input %s",
+                                 d.kh, d.kw, stride, pad, SHAPE(x, a));
+    relate_tensor *y = relate_op_output(g, 4, (int64_t[]){d.n, d.o, d.ho, d.wo}, x, w);
+    float *scratch = y ? relate_graph_scratch(g, relate_conv2d_scratch_floats(&d, relate_get_threads()) * sizeof(float)) : NULL;
+    if (!scratch)
+        return NULL;
+    relate_conv2d_forward(y->data, x->data, w->data, &d, scratch);
+    if (y->requires_grad) {
+        conv_ctx *c = RELATE_CTX_NEW(g, conv_ctx);
+        if (!c)
+            return NULL;
+        *c = (conv_ctx){x, w, y, d};
+        relate_op_record(g, conv2d_backward, c);
+    }
+    return y;
+}
+
+/* ------------------------------------------------------------------ batch norm */
+typedef struct {
+    relate_tensor *x, *gamma, *beta, *y;
+    float *mean, *invstd;          /* training */
+    const float *rmean, *rvar;     /* eval */
+    int n, c, hw;
+    bool training;
+    float eps;
+} bn_ctx;
+
+static void bn_backward(relate_graph *g, void *p)
+{
+    bn_ctx *b = p;
+    if (!b->y->grad)
+        return;
+    float *dx = relate_grad_of(g, b->x), *dg = relate_grad_of(g, b->gamma), *db = relate_grad_of(g, b->beta);
+    if (b->training)
+        relate_batchnorm_backward_train(dx, dg, db, b->y->grad, b->x->data, b->mean, b->invstd,
+                                        b->gamma->data, b->n, b->c, b->hw);
+    else
+        relate_batchnorm_backward_eval(dx, dg, db, b->y->grad, b->x->data, b->gamma->data, b->rmean,
+                                       b->rvar, b->n, b->c, b->hw, b->eps);
+}
+
+relate_tensor *relate_batch_norm(relate_graph *g, relate_tensor *x, relate_tensor *gamma,
+                                 relate_tensor *beta, float *running_mean, float *running_var,
+                                 int64_t *num_batches_tracked, bool training, float momentum, float eps)
+{
+    if (!x || !gamma || !beta)
+        return NULL;
+    char a[64];
+    if (x->ndim != 2 && x->ndim != 4)
+        return relate_graph_fail(g, RELATE_ERR_SHAPE, "batch_norm: expected [N,C] or [N,C,H,W], got %s", SHAPE(x, a));
+    int n = (int)x->shape[0], c = (int)x->shape[1];
+    int hw = x->ndim == 4 ? (int)(x->shape[2] * x->shape[3]) : 1;
+    if (gamma->numel != c || beta->numel != c)
+        return relate_graph_fail(g, RELATE_ERR_SHAPE, "batch_norm: %d channels but %lld affine weights",
+                                 c, (long long)gamma->numel);
+    if (training && (int64_t)n * hw <= 1)
+        return relate_graph_fail(g, RELATE_ERR_SHAPE,
+                                 "batch_norm: expected more than 1 value per channel when training, got input %s "
+                                 "(use a batch of at least 2)", SHAPE(x, a));
+    if (!training && (!running_mean || !running_var))
+        return relate_graph_fail(g, RELATE_ERR_INTERNAL, "batch_norm: eval mode needs running statistics");
+    relate_tensor *y = relate_op_output(g, x->ndim, x->shape, x, gamma);
+    if (!y)
+        return NULL;
+    if (beta->requires_grad)
+        y->requires_grad = true;
+    bn_ctx *b = NULL;
+    if (y->requires_grad && !(b = RELATE_CTX_NEW(g, bn_ctx)))
+        return NULL;
+    if (training) {
+        float *mean = relate_graph_scratch(g, 2 * (size_t)c * sizeof(float));
+        if (!mean)
+            return NULL;
+        relate_batchnorm_forward_train(y->data, mean, mean + c, x->data, gamma->data, beta->data,
+                                       running_mean, running_var, n, c, hw, momentum, eps);
+        if (num_batches_tracked)
+            (*num_batches_tracked)++;
+        if (b)
+            *b = (bn_ctx){x, gamma, beta, y, mean, mean + c, NULL, NULL, n, c, hw, true, eps};
+    } else {
+        relate_batchnorm_forward_eval(y->data, x->data, gamma->data, beta->data, running_mean,
+                                      running_var, n, c, hw, eps);
+        if (b)
+            *b = (bn_ctx){x, gamma, beta, y, NULL, NULL, running_mean, running_var, n, c, hw, false, eps};
+    }
+    if (b)
+        relate_op_record(g, bn_backward, b);
+    return y;
+}
+
+/* ------------------------------------------------------------------ activations */
+typedef struct {
+    relate_tensor *x, *y;
+    float slope;
+} act_ctx;
+
+static void relu_backward(relate_graph *g, void *p)
+{
+    act_ctx *a = p;
+    float *dx = a->y->grad ? relate_grad_of(g, a->x) : NULL;
+    if (dx)
+        relate_relu_backward(dx, a->y->grad, a->y->data, (size_t)a->x->numel);
+}
+
+static void leaky_backward(relate_graph *g, void *p)
+{
+    act_ctx *a = p;
+    float *dx = a->y->grad ? relate_grad_of(g, a->x) : NULL;
+    if (dx)
+        relate_leaky_relu_backward(dx, a->y->grad, a->x->data, a->slope, (size_t)a->x->numel);
+}
+
+static void sigmoid_backward(relate_graph *g, void *p)
+{
+    act_ctx *a = p;
+    float *dx = a->y->grad ? relate_grad_of(g, a->x) : NULL;
+    if (dx)
+        relate_sigmoid_backward(dx, a->y->grad, a->y->data, (size_t)a->x->numel);
+}
+
+static relate_tensor *activation(relate_graph *g, relate_tensor *x, int kind, float slope)
+{
+    if (!x)
+        return NULL;
+    relate_tensor *y = relate_op_output(g, x->ndim, x->shape, x, NULL);
+    if (!y)
+        return NULL;
+    size_t n = (size_t)x->numel;
+    relate_backward_fn fn;
+    if (kind == 0) {
+        relate_relu_forward(y->data, x->data, n);
+        fn = relu_backward;
+    } else if (kind == 1) {
+        relate_leaky_relu_forward(y->data, x->data, slope, n);
+        fn = leaky_backward;
+    } else {
+        relate_sigmoid_forward(y->data, x->data, n);
+        fn = sigmoid_backward;
+    }
+    if (y->requires_grad) {
+        act_ctx *a = RELATE_CTX_NEW(g, act_ctx);
+        if (!a)
+            return NULL;
+        *a = (act_ctx){x, y, slope};
+        relate_op_record(g, fn, a);
+    }
+    return y;
+}
+
+relate_tensor *relate_relu(relate_graph *g, relate_tensor *x) { return activation(g, x, 0, 0); }
+relate_tensor *relate_leaky_relu(relate_graph *g, relate_tensor *x, float slope) { return activation(g, x, 1, slope); }
+relate_tensor *relate_sigmoid(relate_graph *g, relate_tensor *x) { return activation(g, x, 2, 0); }
+
+/* ------------------------------------------------------------------ pooling */
+typedef struct {
+    relate_tensor *x, *y;
+    relate_pool2d_dims d;
+    int32_t *argmax;
+} pool_ctx;
+
+static void avgpool_backward(relate_graph *g, void *p)
+{
+    pool_ctx *c = p;
+    float *dx = c->y->grad ? relate_grad_of(g, c->x) : NULL;
+    if (dx)
+        relate_avgpool2d_backward(dx, c->y->grad, &c->d);
+}
+
+static void maxpool_backward(relate_graph *g, void *p)
+{
+    pool_ctx *c = p;
+    float *dx = c->y->grad ? relate_grad_of(g, c->x) : NULL;
+    if (dx)
+        relate_maxpool2d_backward(dx, c->y->grad, c->argmax, &c->d);
+}
+
+static relate_tensor *pool2d(relate_graph *g, relate_tensor *x, int k, int stride, int pad, bool is_max)
+{
+    if (!x)
+        return NULL;
+    char a[64];
+    if (x->ndim != 4)
+        return relate_graph_fail(g, RELATE_ERR_SHAPE, "%s: expected [N,C,H,W], got %s",
+                                 is_max ? "max_pool2d" : "avg_pool2d", SHAPE(x, a));
+    relate_pool2d_dims d = {.n = (int)x->shape[0], .c = (int)x->shape[1], .h = (int)x->shape[2],
+                            .w = (int)x->shape[3], .k = k, .stride = stride, .pad = pad};
+    if (relate_pool2d_dims_init(&d) != 0)
+        return relate_graph_fail(g, RELATE_ERR_SHAPE,
+                                 "%s: window %d, stride %d, padding %d does not fit input %s",
+                                 is_max ? "max_pool2d" : "avg_pool2d", k, stride, pad, SHAPE(x, a));
+    relate_tensor *y = relate_op_output(g, 4, (int64_t[]){d.n, d.c, d.ho, d.wo}, x, NULL);
+    if (!y)
+        return NULL;
+    int32_t *argmax = NULL;
+    if (is_max) {
+        argmax = relate_graph_scratch(g, (size_t)y->numel * sizeof(int32_t));
+        if (!argmax)
+            return NULL;
+        relate_maxpool2d_forward(y->data, argmax, x->data, &d);
+    } else {
+        relate_avgpool2d_forward(y->data, x->data, &d);
+    }
+    if (y->requires_grad) {
+        pool_ctx *c = RELATE_CTX_NEW(g, pool_ctx);
+        if (!c)
+            return NULL;
+        *c = (pool_ctx){x, y, d, argmax};
+        relate_op_record(g, is_max ? maxpool_backward : avgpool_backward, c);
+    }
+    return y;
+}
+
+relate_tensor *relate_avg_pool2d(relate_graph *g, relate_tensor *x, int k, int stride, int pad)
+{
+    return pool2d(g, x, k, stride, pad, false);
+}
+
+relate_tensor *relate_max_pool2d(relate_graph *g, relate_tensor *x, int k, int stride, int pad)
+{
+    return pool2d(g, x, k, stride, pad, true);
+}
+
+static void gap_backward(relate_graph *g, void *p)
+{
+    act_ctx *c = p;
+    float *dx = c->y->grad ? relate_grad_of(g, c->x) : NULL;
+    if (dx)
+        relate_global_avgpool_backward(dx, c->y->grad, (int)c->x->shape[0], (int)c->x->shape[1],
+                                       (int)(c->x->shape[2] * c->x->shape[3]));
+}
+
+relate_tensor *relate_global_avg_pool(relate_graph *g, relate_tensor *x)
+{
+    if (!x)
+        return NULL;
+    char a[64];
+    if (x->ndim != 4 || x->shape[2] * x->shape[3] == 0)
+        return relate_graph_fail(g, RELATE_ERR_SHAPE, "global_avg_pool: expected [N,C,H,W], got %s", SHAPE(x, a));
+    relate_tensor *y = relate_op_output(g, 2, x->shape, x, NULL);
+    if (!y)
+        return NULL;
+    relate_global_avgpool_forward(y->data, x->data, (int)x->shape[0], (int)x->shape[1],
+                                  (int)(x->shape[2] * x->shape[3]));
+    if (y->requires_grad) {
+        act_ctx *c = RELATE_CTX_NEW(g, act_ctx);
+        if (!c)
+            return NULL;
+        *c = (act_ctx){x, y, 0};
+        relate_op_record(g, gap_backward, c);
+    }
+    return y;
+}
+
+/* ------------------------------------------------------------------ linear */
+typedef struct {
+    relate_tensor *x, *w, *b, *y;
+} linear_ctx;
+
+static void linear_backward(relate_graph *g, void *p)
+{
+    linear_ctx *c = p;
+    if (!c->y->grad)
+        return;
+    relate_linear_backward(relate_grad_of(g, c->x), relate_grad_of(g, c->w), relate_grad_of(g, c->b),
+                           c->y->grad, c->x->data, c->w->data, (int)c->x->shape[0],
+                           (int)c->x->shape[1], (int)c->w->shape[0]);
+}
+
+relate_tensor *relate_linear(relate_graph *g, relate_tensor *x, relate_tensor *w, relate_tensor *b)
+{
+    if (!x || !w)
+        return NULL;
+    char a[64], s[64];
+    if (x->ndim != 2 || w->ndim != 2 || x->shape[1] != w->shape[1])
+        return relate_graph_fail(g, RELATE_ERR_SHAPE, "linear: input %s does not fit weight %s (need [N,in] and [out,in])",
+                                 SHAPE(x, a), SHAPE(w, s));
+    if (b && b->numel != w->shape[0])
+        return relate_graph_fail(g, RELATE_ERR_SHAPE, "linear: bias has %lld elements for %lld outputs",
+                                 (long long)b->numel, (long long)w->shape[0]);
+    relate_tensor *y = relate_op_output(g, 2, (int64_t[]){x->shape[0], w->shape[0]}, x, w);
+    if (!y)
+        return NULL;
+    if (b && b->requires_grad)
+        y->requires_grad = true;
+    relate_linear_forward(y->data, x->data, w->data, b ? b->data : NULL, (int)x->shape[0],
+                          (int)x->shape[1], (int)w->shape[0]);
+    if (y->requires_grad) {
+        linear_ctx *c = RELATE_CTX_NEW(g, linear_ctx);
+        if (!c)
+            return NULL;
+        *c = (linear_ctx){x, w, b, y};
+        relate_op_record(g, linear_backward, c);
+    }
+    return y;
+}

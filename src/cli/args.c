@@ -1,0 +1,88 @@
+/* args.c: the long-option parser shared by relate's subcommands.
+ * Not responsible for meaning: it checks names and integer syntax only. */
+#include "cli/args.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static relate_arg_spec *find(relate_arg_spec *specs, int n, const char *name, size_t len)
+{
+    for (int i = 0; i < n; i++)
+        if (strlen(specs[i].name) == len && strncmp(specs[i].name, name, len) == 0)
+            return &specs[i];
+    return NULL;
+}
+
+int relate_args_parse(const char *cmd, relate_arg_spec *specs, int nspecs, int argc, char **argv, bool *help)
+{
+    *help = false;
+    for (int i = 0; i < nspecs; i++)
+        specs[i].value = specs[i].default_value;
+    for (int i = 0; i < argc; i++) {
+        const char *a = argv[i];
+        if (strcmp(a, "-h") == 0 || strcmp(a, "--help") == 0) {
+            *help = true;
+            continue;
+        }
+        if (strncmp(a, "--", 2) != 0) {
+            fprintf(stderr, "relate %s: unexpected argument '%s' (flags look like --name=value; see relate %s --help)\n",
+                    cmd, a, cmd);
+            return 2;
+        }
+        const char *name = a + 2, *eq = strchr(name, '=');
+        size_t len = eq ? (size_t)(eq - name) : strlen(name);
+        relate_arg_spec *s = find(specs, nspecs, name, len);
+        if (!s) {
+            fprintf(stderr, "relate %s: unknown flag '--%.*s' (see relate %s --help)\n", cmd, (int)len, name, cmd);
+            return 2;
+        }
+        const char *value = eq ? eq + 1 : NULL;
+        if (!value) {
+            if (i + 1 >= argc) {
+                fprintf(stderr, "relate %s: flag --%s needs a value\n", cmd, s->name);
+                return 2;
+            }
+            value = argv[++i];
+        }
+        if (s->type == RELATE_ARG_INT) {
+            char *end;
+            errno = 0;
+            long v = strtol(value, &end, 10);
+            if (errno || end == value || *end || v < -2147483647L || v > 2147483647L) {
+                fprintf(stderr, "relate %s: --%s expects an integer, got '%s'\n", cmd, s->name, value);
+                return 2;
+            }
+        }
+        s->value = value;
+    }
+    return 0;
+}
+
+const char *relate_args_get(const relate_arg_spec *specs, int nspecs, const char *name)
+{
+    for (int i = 0; i < nspecs; i++)
+        if (strcmp(specs[i].name, name) == 0)
+            return specs[i].value;
+    return NULL;
+}
+
+long relate_args_get_int(const relate_arg_spec *specs, int nspecs, const char *name)
+{
+    const char *v = relate_args_get(specs, nspecs, name);
+    return v ? strtol(v, NULL, 10) : 0;
+}
+
+void relate_args_usage(const char *cmd, const char *summary, const relate_arg_spec *specs, int nspecs)
+{
+    printf("usage: relate %s [flags]\n\n%s\n\nflags:\n", cmd, summary);
+    for (int i = 0; i < nspecs; i++) {
+        char left[64];
+        snprintf(left, sizeof left, "--%s=%s", specs[i].name, specs[i].type == RELATE_ARG_INT ? "INT" : "STR");
+        printf("  %-26s %s", left, specs[i].help);
+        if (specs[i].default_value)
+            printf(" (default: %s)", *specs[i].default_value ? specs[i].default_value : "\"\"");
+        printf("\n");
+    }
+}

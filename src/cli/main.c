@@ -1,0 +1,99 @@
+/* main.c: the `relate` command: dispatches subcommands to the library.
+ * Not where any training logic lives: every subcommand is a thin client of librelate. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli/args.h"
+#include "relate/nn.h"
+
+#define RELATE_VERSION "0.1.0"
+
+static int cmd_info(int argc, char **argv)
+{
+    relate_arg_spec specs[] = {
+        {"backbone", RELATE_ARG_STR, "", "backbone to describe: conv4, resnet8, resnet32, resnet56, resnet34; "
+                                         "empty lists all of them", NULL},
+        {"image_size", RELATE_ARG_INT, "32", "side of the square input used for the output shapes", NULL},
+    };
+    const int n = (int)(sizeof specs / sizeof specs[0]);
+    bool help;
+    int rc = relate_args_parse("info", specs, n, argc, argv, &help);
+    if (rc)
+        return rc;
+    if (help) {
+        relate_args_usage("info", "Prints a backbone's layer table, feature size and trainable parameter count.", specs, n);
+        return 0;
+    }
+    const char *name = relate_args_get(specs, n, "backbone");
+    relate_error err = {0};
+    if (!*name) {
+        printf("%-10s %12s %24s\n", "backbone", "feature size", "trainable parameters");
+        for (const char *const *b = relate_backbone_names(); *b; b++) {
+            relate_backbone bb;
+            if (relate_backbone_create(&bb, *b, 0, &err) != RELATE_OK) {
+                fprintf(stderr, "relate info: %s\n", err.msg);
+                return 1;
+            }
+            printf("%-10s %12d %24lld\n", bb.name, bb.feature_size, (long long)relate_params_count_trainable(&bb.params));
+            relate_backbone_free(&bb);
+        }
+        return 0;
+    }
+    relate_backbone bb;
+    if (relate_backbone_create(&bb, name, 0, &err) != RELATE_OK) {
+        fprintf(stderr, "relate info: %s\n", err.msg);
+        return 2;
+    }
+    rc = relate_backbone_print_summary(stdout, &bb, (int)relate_args_get_int(specs, n, "image_size"), &err) == RELATE_OK ? 0 : 2;
+    if (rc)
+        fprintf(stderr, "relate info: %s\n", err.msg);
+    relate_backbone_free(&bb);
+    return rc;
+}
+
+static void usage(FILE *out)
+{
+    fprintf(out,
+            "relate %s: self-supervised relational reasoning (Patacchiola & Storkey, NeurIPS 2020) in C\n\n"
+            "usage: relate <command> [flags]\n\n"
+            "commands:\n"
+            "  info                      layer table, feature size and parameter count of a backbone\n"
+            "  train_unsupervised        stage 1, self-supervised pretraining      (not built yet)\n"
+            "  train_linear_evaluation   stage 2, linear evaluation / finetuning    (not built yet)\n"
+            "  test                      stage 3, test accuracy                      (not built yet)\n\n"
+            "Run `relate <command> --help` for its flags.\n",
+            RELATE_VERSION);
+}
+
+int main(int argc, char **argv)
+{
+    if (argc < 2) {
+        usage(stderr);
+        return 2;
+    }
+    const char *cmd = argv[1];
+    if (strcmp(cmd, "-h") == 0 || strcmp(cmd, "--help") == 0 || strcmp(cmd, "help") == 0) {
+        usage(stdout);
+        return 0;
+    }
+    if (strcmp(cmd, "--version") == 0) {
+        printf("relate %s\n", RELATE_VERSION);
+        return 0;
+    }
+    if (strcmp(cmd, "info") == 0)
+        return cmd_info(argc - 2, argv + 2);
+    static const char *const pending[] = {"train_unsupervised", "pretrain", "train_linear_evaluation", "lineval",
+                                          "test", "data", "download", "export", NULL};
+    for (int i = 0; pending[i]; i++)
+        if (strcmp(cmd, pending[i]) == 0) {
+            fprintf(stderr,
+                    "relate %s: not built yet. This release has the engine (tensors, autograd, kernels,\n"
+                    "optimizers, backbones); the training stages come next (see README.md).\n",
+                    cmd);
+            return 2;
+        }
+    fprintf(stderr, "relate: unknown command '%s'\n\n", cmd);
+    usage(stderr);
+    return 2;
+}

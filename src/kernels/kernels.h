@@ -1,0 +1,186 @@
+/* kernels.h: forward and backward compute of every op, on raw float arrays.
+ * Not aware of tensors, graphs or allocation: a kernel takes pointers and sizes, may use the
+ * OpenMP thread team and pre-sized scratch, and allocates nothing.
+ *
+ * Conventions (every kernel follows them):
+ *  - Layout is NCHW, contiguous, float32. Shapes are written next to each pointer.
+ *  - Forward kernels overwrite their output.
+ *  - Backward kernels ACCUMULATE (+=) into every gradient they are given, so a tensor used
+ *    twice receives the sum of both gradients. A NULL gradient pointer means "not needed":
+ *    the kernel skips that work.
+ *  - Each optimised kernel has a naive `_ref` twin where the fast one is non-trivial; tests
+ *    compare the two, finite differences, and PyTorch goldens.
+ *  - Reductions use a fixed order for a given thread count, so results are deterministic.
+ */
+#ifndef RELATE_KERNELS_H
+#define RELATE_KERNELS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+/* ---------------------------------------------------------------- convolution (no bias) */
+/* torch.nn.functional.conv2d(x, w, stride=stride, padding=pad), zero padding. */
+typedef struct relate_conv2d_dims {
+    int n, c, h, w;      /* input x [n, c, h, w] */
+    int o, kh, kw;       /* weight [o, c, kh, kw] */
+    int stride, pad;     /* same in both directions */
+    int ho, wo;          /* output y [n, o, ho, wo], filled by relate_conv2d_dims_init */
+} relate_conv2d_dims;
+
+/* Fills ho/wo; returns 0, or -1 if the shapes do not fit (output smaller than 1x1, stride < 1,
+ * pad < 0, kernel < 1). */
+int relate_conv2d_dims_init(relate_conv2d_dims *d);
+/* Scratch (floats) that relate_conv2d_forward/backward need for `nthreads` threads. */
+size_t relate_conv2d_scratch_floats(const relate_conv2d_dims *d, int nthreads);
+
+void relate_conv2d_forward(float *y, const float *x, const float *w, const relate_conv2d_dims *d,
+                           float *scratch);
+/* dx [n,c,h,w] (nullable), dw [o,c,kh,kw] (nullable), dy [n,o,ho,wo]. */
+void relate_conv2d_backward(float *dx, float *dw, const float *dy, const float *x, const float *w,
+                            const relate_conv2d_dims *d, float *scratch);
+void relate_conv2d_forward_ref(float *y, const float *x, const float *w, const relate_conv2d_dims *d);
+void relate_conv2d_backward_ref(float *dx, float *dw, const float *dy, const float *x,
+                                const float *w, const relate_conv2d_dims *d);
+
+/* ---------------------------------------------------------------- batch norm (1d and 2d) */
+/* x viewed as [n, c, hw] (hw = 1 for BatchNorm1d). torch.nn.BatchNorm{1,2}d semantics.
+ * Training: per-channel batch mean and biased variance normalise x; saved_mean and
+ * saved_invstd [c] = 1/sqrt(var + eps) are written for the backward; running statistics become
+ * (1-momentum)*running + momentum*batch, using the UNBIASED variance var*m/(m-1), m = n*hw
+ * (when m == 1 PyTorch refuses training mode; the caller must reject it).
+ * Statistics are accumulated in double. running_* may be NULL (no tracking). */
+void relate_batchnorm_forward_train(float *y, float *saved_mean, float *saved_invstd,
+                                    const float *x, const float *gamma, const float *beta,
+                                    float *running_mean, float *running_var,
+                                    int n, int c, int hw, float momentum, float eps);
+/* Eval: y = gamma * (x - running_mean) / sqrt(running_var + eps) + beta. */
+void relate_batchnorm_forward_eval(float *y, const float *x, const float *gamma, const float *beta,
+                                   const float *running_mean, const float *running_var,
+                                   int n, int c, int hw, float eps);
+/* Gradients of the training-mode forward (statistics depend on x). */
+void relate_batchnorm_backward_train(float *dx, float *dgamma, float *dbeta, const float *dy,
+                                     const float *x, const float *saved_mean,
+                                     const float *saved_invstd, const float *gamma,
+                                     int n, int c, int hw);
+/* Gradients of the eval-mode forward (statistics are constants). */
+void relate_batchnorm_backward_eval(float *dx, float *dgamma, float *dbeta, const float *dy,
+                                    const float *x, const float *gamma,
+                                    const float *running_mean, const float *running_var,
+                                    int n, int c, int hw, float eps);
+
+/* ---------------------------------------------------------------- pooling */
+typedef struct relate_pool2d_dims {
+    int n, c, h, w;          /* input [n, c, h, w] */
+    int k, stride, pad;      /* square window */
+    int ho, wo;              /* filled by relate_pool2d_dims_init: floor mode */
+} relate_pool2d_dims;
+/* Returns 0, or -1 if the window does not fit (PyTorch also requires pad <= k/2). */
+int relate_pool2d_dims_init(relate_pool2d_dims *d);
+
+/* nn.AvgPool2d(k, stride, pad) with count_include_pad=True (the default). */
+void relate_avgpool2d_forward(float *y, const float *x, const relate_pool2d_dims *d);
+void relate_avgpool2d_backward(float *dx, const float *dy, const relate_pool2d_dims *d);
+/* nn.MaxPool2d(k, stride, pad): padding acts as -inf. argmax [n,c,ho,wo] receives the flat
+ * index h*w-plane offset (iy*w + ix) of the chosen input; ties keep the first in scan order
+ * (row-major), as PyTorch's CPU kernel does. NaN propagates (a NaN input wins). */
+void relate_maxpool2d_forward(float *y, int32_t *argmax, const float *x, const relate_pool2d_dims *d);
+void relate_maxpool2d_backward(float *dx, const float *dy, const int32_t *argmax,
+                               const relate_pool2d_dims *d);
+/* AdaptiveAvgPool2d(1) + flatten: x [n, c, hw] -> y [n, c]. */
+void relate_global_avgpool_forward(float *y, const float *x, int n, int c, int hw);
+void relate_global_avgpool_backward(float *dx, const float *dy, int n, int c, int hw);
+
+/* ---------------------------------------------------------------- activations (count = elements) */
+void relate_relu_forward(float *y, const float *x, size_t count);
+/* Uses the forward OUTPUT: dx += dy where y > 0 (PyTorch's threshold_backward on the result). */
+void relate_relu_backward(float *dx, const float *dy, const float *y, size_t count);
+/* y = x > 0 ? x : slope * x */
+void relate_leaky_relu_forward(float *y, const float *x, float slope, size_t count);
+/* Uses the INPUT: dx += x > 0 ? dy : slope * dy. */
+void relate_leaky_relu_backward(float *dx, const float *dy, const float *x, float slope, size_t count);
+void relate_sigmoid_forward(float *y, const float *x, size_t count);
+/* Uses the OUTPUT: dx += dy * y * (1 - y). */
+void relate_sigmoid_backward(float *dx, const float *dy, const float *y, size_t count);
+
+/* ---------------------------------------------------------------- element-wise (count = elements) */
+void relate_add_forward(float *y, const float *a, const float *b, size_t count);
+void relate_mul_forward(float *y, const float *a, const float *b, size_t count);
+/* dA += dy * b; dB += dy * a (either nullable). */
+void relate_mul_backward(float *da, float *db, const float *dy, const float *a, const float *b,
+                         size_t count);
+/* y = alpha * x */
+void relate_scale_forward(float *y, const float *x, float alpha, size_t count);
+/* dx += alpha * dy (also the backward of add, with alpha = 1). */
+void relate_axpy(float *dx, const float *dy, float alpha, size_t count);
+/* torch.maximum(a, b); backward as PyTorch 1.13: where a == b each side gets dy/2, otherwise the
+ * larger side gets dy. */
+void relate_maximum_forward(float *y, const float *a, const float *b, size_t count);
+void relate_maximum_backward(float *da, float *db, const float *dy, const float *a, const float *b,
+                             size_t count);
+void relate_exp_forward(float *y, const float *x, size_t count);
+void relate_exp_backward(float *dx, const float *dy, const float *y, size_t count);   /* y = exp(x) */
+void relate_log_forward(float *y, const float *x, size_t count);
+void relate_log_backward(float *dx, const float *dy, const float *x, size_t count);   /* dy / x */
+/* Sum of all elements (accumulated in double, returned as float like torch.sum on float32). */
+float relate_sum_forward(const float *x, size_t count);
+/* dx += g (the same scalar gradient everywhere); for mean pass g = dL/dmean / count. */
+void relate_fill_add(float *dx, float g, size_t count);
+
+/* ---------------------------------------------------------------- batch-axis moves */
+/* rows of `row` floats each. torch.roll(x, shift, dims=0): y[i] = x[(i - shift) mod n]. */
+void relate_roll_rows_forward(float *y, const float *x, int n, size_t row, int shift);
+void relate_roll_rows_backward(float *dx, const float *dy, int n, size_t row, int shift);
+/* torch.cat([a, b], dim=1) for 2-D a [n, ca], b [n, cb] -> y [n, ca+cb]. (dim 0 is a memcpy.) */
+void relate_concat_cols_forward(float *y, const float *a, const float *b, int n, int ca, int cb);
+void relate_concat_cols_backward(float *da, float *db, const float *dy, int n, int ca, int cb);
+
+/* ---------------------------------------------------------------- matrix products (OpenBLAS) */
+/* y [n, out] = x [n, in] * W^T [in, out] + b [out] (b nullable): nn.Linear. */
+void relate_linear_forward(float *y, const float *x, const float *w, const float *b,
+                           int n, int in, int out);
+/* dx [n,in] += dy * W; dW [out,in] += dy^T * x; db [out] += column sums of dy (all nullable). */
+void relate_linear_backward(float *dx, float *dw, float *db, const float *dy, const float *x,
+                            const float *w, int n, int in, int out);
+/* c [m, n] = op(a) * op(b), op = transpose when the flag is set; a is [m,k] (or [k,m]
+ * transposed), b is [k,n] (or [n,k]). */
+void relate_matmul_forward(float *c, const float *a, const float *b, int m, int n, int k,
+                           int trans_a, int trans_b);
+/* dA += dC * op(b)^T (in a's stored layout); dB += op(a)^T * dC (in b's stored layout). */
+void relate_matmul_backward(float *da, float *db, const float *dc, const float *a, const float *b,
+                            int m, int n, int k, int trans_a, int trans_b);
+
+/* ---------------------------------------------------------------- softmax family and norms */
+/* Row-wise over x [n, c]. */
+void relate_log_softmax_forward(float *y, const float *x, int n, int c);
+/* y = log_softmax output: dx += dy - exp(y) * rowsum(dy). */
+void relate_log_softmax_backward(float *dx, const float *dy, const float *y, int n, int c);
+/* F.normalize(x, p=2, dim=1, eps): y = x / max(||x_row||, eps). norms [n] saved for backward. */
+void relate_l2_normalize_forward(float *y, float *norms, const float *x, int n, int c, float eps);
+void relate_l2_normalize_backward(float *dx, const float *dy, const float *x, const float *norms,
+                                  int n, int c, float eps);
+
+/* ---------------------------------------------------------------- losses (return the scalar) */
+/* Mean cross-entropy of logits x [n, c] against int targets [n] (each in [0, c)), optional
+ * class weights w [c] (NULL = uniform): sum_i w[t_i]*CE_i / sum_i w[t_i], as
+ * F.cross_entropy(x, t, weight=w). Writes the row-wise softmax probabilities into prob [n, c]
+ * for the backward. */
+float relate_cross_entropy_forward(float *prob, const float *x, const int32_t *targets,
+                                   const float *weights, int n, int c);
+/* dx [n,c] += g * d(loss)/dx, g = upstream scalar gradient. */
+void relate_cross_entropy_backward(float *dx, float g, const float *prob, const int32_t *targets,
+                                   const float *weights, int n, int c);
+/* F.binary_cross_entropy_with_logits(x, t), mean over n. */
+float relate_bce_logits_forward(const float *x, const float *t, size_t n);
+void relate_bce_logits_backward(float *dx, float g, const float *x, const float *t, size_t n);
+/* Sigmoid focal loss of spec 3.1.5, mean over n: w = alpha_t (1 - p_t)^gamma times the BCE,
+ * with gradients through the modulating factor. */
+float relate_focal_loss_forward(const float *x, const float *t, size_t n, float alpha, float gamma);
+void relate_focal_loss_backward(float *dx, float g, const float *x, const float *t, size_t n,
+                                float alpha, float gamma);
+
+/* ---------------------------------------------------------------- threads */
+/* Number of OpenMP threads kernels will use; relate_set_threads also limits OpenBLAS. */
+int relate_get_threads(void);
+void relate_set_threads(int n);
+
+#endif

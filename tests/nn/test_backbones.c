@@ -1,0 +1,154 @@
+/* test_backbones.c: structure of the five backbones (spec 2.6 counts and names), their
+ * initialisation (spec 2.5), the shapes they accept and the errors for those they do not.
+ * Not a numerical comparison with PyTorch: test_backbone_golden.c does that. */
+#include <math.h>
+#include <string.h>
+
+#include "relate/graph.h"
+#include "relate/nn.h"
+#include "test_util.h"
+
+static void check_counts(void)
+{
+    static const struct {
+        const char *name;
+        int64_t trainable, running_floats;
+        int bn_layers, entries, d;
+    } want[] = {
+        {"conv4", 24648, 240, 4, 24, 64},          {"resnet8", 77392, 672, 9, 54, 64},
+        {"resnet32", 466256, 2464, 33, 198, 64},   {"resnet56", 855120, 4256, 57, 342, 64},
+        {"resnet34", 21284672, 17024, 36, 216, 512},
+    };
+    for (size_t i = 0; i < sizeof want / sizeof want[0]; i++) {
+        relate_backbone bb;
+        relate_error err = {0};
+        CHECK(relate_backbone_create(&bb, want[i].name, 7, &err) == RELATE_OK);
+        int64_t running = 0;
+        int bn = 0;
+        for (int p = 0; p < bb.params.count; p++) {
+            if (bb.params.items[p]->kind == RELATE_BUFFER_F32)
+                running += bb.params.items[p]->numel;
+            if (bb.params.items[p]->kind == RELATE_BUFFER_I64)
+                bn++;
+        }
+        CHECK_MSG(relate_params_count_trainable(&bb.params) == want[i].trainable, "%s: %lld trainable", want[i].name,
+                  (long long)relate_params_count_trainable(&bb.params));
+        CHECK_MSG(running == want[i].running_floats, "%s: %lld running floats", want[i].name, (long long)running);
+        CHECK_MSG(bn == want[i].bn_layers, "%s: %d BN layers", want[i].name, bn);
+        CHECK_MSG(bb.params.count == want[i].entries, "%s: %d entries", want[i].name, bb.params.count);
+        CHECK(bb.feature_size == want[i].d);
+        relate_backbone_free(&bb);
+    }
+}
+
+static void check_names(void)
+{
+    relate_backbone bb;
+    relate_error err = {0};
+    CHECK(relate_backbone_create(&bb, "resnet32", 1, &err) == RELATE_OK);
+    static const char *const first[] = {"conv1.weight", "bn1.weight", "bn1.bias", "bn1.running_mean",
+                                        "bn1.running_var", "bn1.num_batches_tracked", "layer1.0.conv1.weight"};
+    for (int i = 0; i < 7; i++)
+        CHECK_MSG(strcmp(bb.params.items[i]->name, first[i]) == 0, "entry %d is %s", i, bb.params.items[i]->name);
+    relate_param *ds = relate_params_find(&bb.params, "layer2.0.downsample.0.weight");
+    CHECK(ds && ds->ndim == 4 && ds->shape[0] == 32 && ds->shape[1] == 16 && ds->shape[2] == 1);
+    CHECK(relate_params_find(&bb.params, "layer1.0.downsample.0.weight") == NULL);
+    CHECK(relate_params_find(&bb.params, "layer3.4.bn2.num_batches_tracked") != NULL);
+    relate_backbone_free(&bb);
+}
+
+static void check_init(void)
+{
+    relate_backbone a, b, c;
+    relate_error err = {0};
+    CHECK(relate_backbone_create(&a, "resnet34", 3, &err) == RELATE_OK);
+    CHECK(relate_backbone_create(&b, "resnet34", 3, &err) == RELATE_OK);
+    CHECK(relate_backbone_create(&c, "resnet34", 4, &err) == RELATE_OK);
+    CHECK(memcmp(a.params.param_block, b.params.param_block, a.params.param_floats * sizeof(float)) == 0);
+    CHECK(memcmp(a.params.param_block, c.params.param_block, a.params.param_floats * sizeof(float)) != 0);
+    /* layer4.0.conv2 has 2.36M weights ~ N(0, 2/(9*512)): the sample moments are tight. */
+    relate_param *w = relate_params_find(&a.params, "layer4.0.conv2.weight");
+    double s = 0, s2 = 0;
+    for (int64_t i = 0; i < w->numel; i++) {
+        s += w->data[i];
+        s2 += (double)w->data[i] * w->data[i];
+    }
+    double mean = s / (double)w->numel, var = s2 / (double)w->numel - mean * mean, want = 2.0 / (9 * 512);
+    CHECK_MSG(fabs(mean) < 5 * sqrt(want / (double)w->numel), "mean %g", mean);
+    CHECK_MSG(fabs(var / want - 1) < 0.01, "variance %g, want %g", var, want);
+    relate_param *ds = relate_params_find(&a.params, "layer2.0.downsample.0.weight");
+    s2 = 0;
+    for (int64_t i = 0; i < ds->numel; i++)
+        s2 += (double)ds->data[i] * ds->data[i];
+    CHECK_MSG(fabs(s2 / (double)ds->numel / (2.0 / 128) - 1) < 0.1, "1x1 projection uses n = out channels");
+    relate_param *g = relate_params_find(&a.params, "bn1.weight"), *rv = relate_params_find(&a.params, "bn1.running_var");
+    CHECK(g->data[0] == 1.0f && g->data[63] == 1.0f && rv->data[5] == 1.0f);
+    CHECK(relate_params_find(&a.params, "bn1.bias")->data[3] == 0.0f);
+    relate_backbone_free(&a);
+    relate_backbone_free(&b);
+    relate_backbone_free(&c);
+}
+
+static void check_shapes(void)
+{
+    static const struct {
+        const char *name;
+        int size;
+    } cases[] = {{"conv4", 32}, {"conv4", 96}, {"conv4", 64}, {"resnet8", 96}, {"resnet34", 32}, {"resnet34", 96}};
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        relate_backbone bb;
+        relate_error err = {0};
+        CHECK(relate_backbone_create(&bb, cases[i].name, 1, &err) == RELATE_OK);
+        relate_graph *g = relate_graph_create();
+        int s = cases[i].size;
+        relate_tensor *x = relate_tensor_zeros(g, 4, (int64_t[]){2, 3, s, s});
+        relate_test_fill(x->data, (size_t)x->numel, 11);
+        relate_tensor *y = relate_backbone_forward(g, &bb, x, true);
+        CHECK_MSG(y && y->ndim == 2 && y->shape[0] == 2 && y->shape[1] == bb.feature_size, "%s at %d: %s",
+                  cases[i].name, s, relate_graph_error(g)->msg);
+        relate_graph_destroy(g);
+        relate_backbone_free(&bb);
+    }
+}
+
+static void check_errors(void)
+{
+    relate_backbone bb;
+    relate_error err = {0};
+    CHECK(relate_backbone_create(&bb, "resnet18", 1, &err) == RELATE_ERR_ARG);
+    CHECK(strstr(err.msg, "resnet18") && strstr(err.msg, "conv4"));
+
+    CHECK(relate_backbone_create(&bb, "conv4", 1, &err) == RELATE_OK);
+    relate_graph *g = relate_graph_create();
+    /* One channel instead of three. */
+    relate_tensor *y = relate_backbone_forward(g, &bb, relate_tensor_zeros(g, 4, (int64_t[]){2, 1, 32, 32}), true);
+    CHECK(y == NULL && relate_graph_status(g) == RELATE_ERR_SHAPE);
+    relate_graph_reset(g);
+    CHECK(relate_graph_status(g) == RELATE_OK);
+    /* 4x4 images shrink below one pixel after three 2x2 poolings. */
+    y = relate_backbone_forward(g, &bb, relate_tensor_zeros(g, 4, (int64_t[]){2, 3, 4, 4}), true);
+    CHECK(y == NULL && relate_graph_status(g) == RELATE_ERR_SHAPE);
+    relate_graph_reset(g);
+    /* Training-mode batch norm needs more than one value per channel. */
+    relate_tensor *one = relate_tensor_zeros(g, 4, (int64_t[]){1, 3, 8, 8});
+    y = relate_backbone_forward(g, &bb, one, true);
+    CHECK(y == NULL && relate_graph_status(g) == RELATE_ERR_SHAPE);
+    CHECK(strstr(relate_graph_error(g)->msg, "more than 1 value"));
+    relate_graph_reset(g);
+    /* Eval mode accepts it. */
+    relate_graph_set_grad_enabled(g, false);
+    y = relate_backbone_forward(g, &bb, relate_tensor_zeros(g, 4, (int64_t[]){1, 3, 8, 8}), false);
+    CHECK(y != NULL && y->shape[1] == 64);
+    relate_graph_destroy(g);
+    relate_backbone_free(&bb);
+}
+
+int main(void)
+{
+    check_counts();
+    check_names();
+    check_init();
+    check_shapes();
+    check_errors();
+    return relate_test_finish();
+}

@@ -1,0 +1,2 @@
+relate_add_test(test_base ${CMAKE_CURRENT_LIST_DIR}/test_base.c)
+relate_add_test(test_safetensors ${CMAKE_CURRENT_LIST_DIR}/test_safetensors.c)
