@@ -162,6 +162,8 @@ relate_status relate_params_copy(relate_params *dst, const relate_params *src, r
 {
     if (!dst->finalized || !src->finalized)
         return relate_error_set(err, RELATE_ERR_INTERNAL, "parameter store copied before finalize");
+    if (dst == src)
+        return RELATE_OK; /* memcpy onto itself would be undefined */
     if (dst->count != src->count)
         return relate_error_set(err, RELATE_ERR_ARG, "parameter stores differ: %d vs %d entries",
                                 dst->count, src->count);

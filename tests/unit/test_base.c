@@ -83,9 +83,16 @@ static void check_arena(void)
     size_t hw = a.high_water;
     CHECK(hw >= 15u << 20);
     relate_arena_reset(&a);
-    CHECK(a.used == 0 && a.reserved >= hw);
+    CHECK(a.used == 0);
+    size_t kept = a.reserved;
+    (void)kept;
     void *q = relate_arena_alloc(&a, 15u << 20);
-    CHECK(q != NULL && a.reserved >= (15u << 20));
+    CHECK(q != NULL);
+#ifndef RELATE_ARENA_MALLOC
+    /* Pooled mode (every build but the sanitizer one): the reset kept one block that fits the
+     * high-water mark, so the same step allocates nothing new. */
+    CHECK(kept >= hw && a.reserved == kept);
+#endif
     relate_arena_reset(&a);
     unsigned char *z = relate_arena_calloc(&a, 4096);
     int zero = 1;
