@@ -23,6 +23,7 @@ void relate_graph_destroy(relate_graph *g)
     if (!g)
         return;
     relate_arena_free(&g->arena);
+    free(g->workspace);
     free(g->tape);
     free(g);
 }
@@ -37,7 +38,7 @@ void relate_graph_reset(relate_graph *g)
 relate_status relate_graph_status(const relate_graph *g) { return g->err.code; }
 const relate_error *relate_graph_error(const relate_graph *g) { return &g->err; }
 void relate_graph_set_grad_enabled(relate_graph *g, bool enabled) { g->grad_enabled = enabled; }
-size_t relate_graph_peak_bytes(const relate_graph *g) { return g->arena.high_water; }
+size_t relate_graph_peak_bytes(const relate_graph *g) { return g->arena.high_water + g->workspace_size; }
 
 void *relate_graph_fail(relate_graph *g, relate_status code, const char *fmt, ...)
 {
@@ -57,6 +58,20 @@ void *relate_graph_scratch(relate_graph *g, size_t bytes)
 }
 
 void *relate_graph_alloc(relate_graph *g, size_t bytes) { return relate_graph_scratch(g, bytes); }
+
+void *relate_graph_workspace(relate_graph *g, size_t bytes)
+{
+    if (bytes > g->workspace_size) {
+        size_t size = (bytes + 63) & ~(size_t)63;
+        void *p = aligned_alloc(64, size);
+        if (!p)
+            return relate_graph_fail(g, RELATE_ERR_NOMEM, "out of memory for %zu bytes of workspace", bytes);
+        free(g->workspace);
+        g->workspace = p;
+        g->workspace_size = size;
+    }
+    return g->workspace;
+}
 
 const char *relate_shape_str(const relate_tensor *t, char *buf, size_t size)
 {

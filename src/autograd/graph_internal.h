@@ -19,6 +19,8 @@ struct relate_graph {
     int tape_count, tape_cap;
     relate_error err;
     bool grad_enabled;
+    void *workspace;       /* transient scratch shared by every op call (see relate_graph_workspace) */
+    size_t workspace_size;
 };
 
 /* Output tensor of an op: shape given, requires_grad if any listed input requires it. */
@@ -28,6 +30,10 @@ relate_tensor *relate_op_output(relate_graph *g, int ndim, const int64_t *shape,
 void relate_op_record(relate_graph *g, relate_backward_fn fn, void *ctx);
 /* The gradient buffer of t, allocated zeroed on first use; NULL if t needs no gradient. */
 float *relate_grad_of(relate_graph *g, relate_tensor *t);
+/* Scratch that is only needed during one kernel call (im2col columns, reorders): one buffer per
+ * graph, grown to the largest request and reused, so it does not pile up in the step arena.
+ * Valid until the next call. Records NOMEM on the graph when it fails. */
+void *relate_graph_workspace(relate_graph *g, size_t bytes);
 /* Arena allocation that records NOMEM on the graph when it fails. */
 void *relate_graph_scratch(relate_graph *g, size_t bytes);
 

@@ -22,7 +22,7 @@ static void conv2d_backward(relate_graph *g, void *p)
     float *dx = relate_grad_of(g, c->x), *dw = relate_grad_of(g, c->w);
     if (!dx && !dw)
         return;
-    float *scratch = relate_graph_scratch(g, relate_conv2d_scratch_floats(&c->d, relate_get_threads()) * sizeof(float));
+    float *scratch = relate_graph_workspace(g, relate_conv2d_scratch_floats(&c->d, relate_get_threads()) * sizeof(float));
     if (scratch)
         relate_conv2d_backward(dx, dw, c->y->grad, c->x->data, c->w->data, &c->d, scratch);
 }
@@ -44,7 +44,7 @@ relate_tensor *relate_conv2d(relate_graph *g, relate_tensor *x, relate_tensor *w
                                  "conv2d: a %dx%d kernel with stride %d and padding %d does not fit input %s",
                                  d.kh, d.kw, stride, pad, SHAPE(x, a));
     relate_tensor *y = relate_op_output(g, 4, (int64_t[]){d.n, d.o, d.ho, d.wo}, x, w);
-    float *scratch = y ? relate_graph_scratch(g, relate_conv2d_scratch_floats(&d, relate_get_threads()) * sizeof(float)) : NULL;
+    float *scratch = y ? relate_graph_workspace(g, relate_conv2d_scratch_floats(&d, relate_get_threads()) * sizeof(float)) : NULL;
     if (!scratch)
         return NULL;
     relate_conv2d_forward(y->data, x->data, w->data, &d, scratch);

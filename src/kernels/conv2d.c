@@ -1,7 +1,6 @@
 /* conv2d.c: 2-D convolution (no bias) forward and backward as im2col + OpenBLAS sgemm, plus naive references.
  * Not a general convolution engine: square stride/padding, zero padding, no groups or dilation. */
 #include <cblas.h>
-#include <omp.h>
 #include <stddef.h>
 #include <string.h>
 
@@ -25,30 +24,29 @@ int relate_conv2d_dims_init(relate_conv2d_dims *d)
     return 0;
 }
 
-/* A 1x1, stride-1, unpadded conv reads the image itself as its column matrix. */
-static int is_pointwise(const relate_conv2d_dims *d)
-{
-    return d->kh == 1 && d->kw == 1 && d->stride == 1 && d->pad == 0;
-}
+/* Images are processed in chunks: the columns of a whole chunk form one matrix, so each layer
+ * is a few large sgemm calls (OpenBLAS threads them over our OpenMP team) instead of one small
+ * product per image. Per-image products of the small-channel layers (16 x 144 x 1024 in a
+ * CIFAR ResNet) keep sgemm far from its peak and pay a barrier per image.
+ * The chunk depends on the shapes only, so results depend only on the thread count. */
+#define CONV_CHUNK_FLOATS ((size_t)6 << 20) /* columns + output of one chunk: ~24 MB */
 
-static size_t col_floats(const relate_conv2d_dims *d)
+static int chunk_images(const relate_conv2d_dims *d)
 {
-    if (is_pointwise(d))
-        return 0;
-    return (size_t)d->c * d->kh * d->kw * (size_t)d->ho * d->wo;
-}
-
-/* Per thread: one column matrix (reused as dcol in the backward) and one private dW. */
-static size_t thread_floats(const relate_conv2d_dims *d)
-{
-    return col_floats(d) + (size_t)d->o * d->c * d->kh * d->kw;
+    size_t per_image = ((size_t)d->c * d->kh * d->kw + (size_t)d->o) * (size_t)d->ho * d->wo;
+    size_t c = CONV_CHUNK_FLOATS / (per_image ? per_image : 1);
+    if (c < 1)
+        c = 1;
+    if (c > (size_t)d->n)
+        c = (size_t)d->n;
+    return (int)c;
 }
 
 size_t relate_conv2d_scratch_floats(const relate_conv2d_dims *d, int nthreads)
 {
-    if (nthreads < 1)
-        nthreads = 1;
-    return (size_t)nthreads * thread_floats(d);
+    (void)nthreads; /* the team shares one chunk buffer */
+    size_t per_image = ((size_t)d->c * d->kh * d->kw + (size_t)d->o) * (size_t)d->ho * d->wo;
+    return per_image * (size_t)chunk_images(d);
 }
 
 /* Range [*lo, *hi) of output positions whose input coordinate o*s - pad + k lies in [0, len). */
@@ -68,8 +66,8 @@ static void valid_range(int len, int out, int s, int pad, int k, int *lo, int *h
     *hi = b;
 }
 
-/* col [c*kh*kw, ho*wo] from one image x [c, h, w]. */
-static void im2col(float *col, const float *x, const relate_conv2d_dims *d)
+/* col [c*kh*kw, ho*wo] (rows `ld` floats apart) from one image x [c, h, w]. */
+static void im2col(float *col, size_t ld, const float *x, const relate_conv2d_dims *d)
 {
     const int s = d->stride, ho = d->ho, wo = d->wo;
     for (int ci = 0; ci < d->c; ci++) {
@@ -80,7 +78,7 @@ static void im2col(float *col, const float *x, const relate_conv2d_dims *d)
             for (int kx = 0; kx < d->kw; kx++) {
                 int x0, x1;
                 valid_range(d->w, wo, s, d->pad, kx, &x0, &x1);
-                float *row = col + (((size_t)ci * d->kh + ky) * d->kw + kx) * ho * wo;
+                float *row = col + (((size_t)ci * d->kh + ky) * d->kw + kx) * ld;
                 for (int oy = 0; oy < ho; oy++) {
                     float *out = row + (size_t)oy * wo;
                     if (oy < y0 || oy >= y1) {
@@ -107,8 +105,9 @@ static void im2col(float *col, const float *x, const relate_conv2d_dims *d)
     }
 }
 
-/* dx [c, h, w] += scatter of col [c*kh*kw, ho*wo]; serial within the image, so deterministic. */
-static void col2im_add(float *dx, const float *col, const relate_conv2d_dims *d)
+/* dx [c, h, w] += scatter of col [c*kh*kw, ho*wo] (rows `ld` apart); serial within the image,
+ * so deterministic. */
+static void col2im_add(float *dx, const float *col, size_t ld, const relate_conv2d_dims *d)
 {
     const int s = d->stride, ho = d->ho, wo = d->wo;
     for (int ci = 0; ci < d->c; ci++) {
@@ -119,7 +118,7 @@ static void col2im_add(float *dx, const float *col, const relate_conv2d_dims *d)
             for (int kx = 0; kx < d->kw; kx++) {
                 int x0, x1;
                 valid_range(d->w, wo, s, d->pad, kx, &x0, &x1);
-                const float *row = col + (((size_t)ci * d->kh + ky) * d->kw + kx) * ho * wo;
+                const float *row = col + (((size_t)ci * d->kh + ky) * d->kw + kx) * ld;
                 for (int oy = y0; oy < y1; oy++) {
                     const float *src = row + (size_t)oy * wo;
                     const ptrdiff_t base = (ptrdiff_t)(oy * s - d->pad + ky) * d->w + (kx - d->pad);
@@ -136,41 +135,26 @@ static void col2im_add(float *dx, const float *col, const relate_conv2d_dims *d)
     }
 }
 
-/* Team size: one image per thread at least; a single image runs outside any parallel region so
- * that OpenBLAS may use its own threads on the one big product.
- * Pointwise convs also stay out of our region: with no im2col to share out, per-image products
- * are small (e.g. 256x196x256) and concurrent single-threaded OpenBLAS calls barely scale, while
- * one threaded call per image does. Measured on 2 cores, n=32: 1024->256 at 7x7, forward 11.6 vs
- * 10.0 ms and backward 53 vs 17 ms; 64->256 at 56x56, 35 vs 25 ms and 115 vs 53 ms. */
-static int team_size(const relate_conv2d_dims *d)
-{
-    if (is_pointwise(d))
-        return 1;
-    int nt = omp_get_max_threads();
-    if (nt > d->n)
-        nt = d->n;
-    return nt < 1 ? 1 : nt;
-}
-
 void relate_conv2d_forward(float *y, const float *x, const float *w, const relate_conv2d_dims *d,
                            float *scratch)
 {
-    const int K = d->c * d->kh * d->kw, P = d->ho * d->wo;
+    const int K = d->c * d->kh * d->kw, P = d->ho * d->wo, chunk = chunk_images(d);
     const size_t xs = (size_t)d->c * d->h * d->w, ys = (size_t)d->o * P;
-    const int nt = team_size(d), pw = is_pointwise(d);
-#pragma omp parallel num_threads(nt) if (nt > 1)
-    {
-        float *col = scratch + (size_t)omp_get_thread_num() * thread_floats(d);
-#pragma omp for schedule(static)
-        for (int i = 0; i < d->n; i++) {
-            const float *src = x + (size_t)i * xs;
-            if (!pw) {
-                im2col(col, src, d);
-                src = col;
-            }
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, d->o, P, K, 1.0f, w, K, src, P,
-                        0.0f, y + (size_t)i * ys, P);
-        }
+    for (int i0 = 0; i0 < d->n; i0 += chunk) {
+        const int cn = d->n - i0 < chunk ? d->n - i0 : chunk;
+        const size_t ld = (size_t)cn * P;
+        float *col = scratch, *out = scratch + (size_t)K * ld;
+#pragma omp parallel for schedule(static)
+        for (int i = 0; i < cn; i++)
+            im2col(col + (size_t)i * P, ld, x + (size_t)(i0 + i) * xs, d);
+        /* out [o, cn*P] = W [o, K] * col [K, cn*P] */
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, d->o, (int)ld, K, 1.0f, w, K, col,
+                    (int)ld, 0.0f, out, (int)ld);
+#pragma omp parallel for collapse(2) schedule(static)
+        for (int i = 0; i < cn; i++)
+            for (int o = 0; o < d->o; o++)
+                memcpy(y + (size_t)(i0 + i) * ys + (size_t)o * P, out + (size_t)o * ld + (size_t)i * P,
+                       sizeof(float) * (size_t)P);
     }
 }
 
@@ -179,54 +163,33 @@ void relate_conv2d_backward(float *dx, float *dw, const float *dy, const float *
 {
     if (!dx && !dw)
         return;
-    const int K = d->c * d->kh * d->kw, P = d->ho * d->wo;
-    const size_t xs = (size_t)d->c * d->h * d->w, ys = (size_t)d->o * P, wsz = (size_t)d->o * K;
-    const int nt = team_size(d), pw = is_pointwise(d);
-    const size_t cf = col_floats(d);
-#pragma omp parallel num_threads(nt) if (nt > 1)
-    {
-        /* The team the runtime granted (never more than nt), which the reduction must match. */
-        const int team = omp_get_num_threads();
-        float *col = scratch + (size_t)omp_get_thread_num() * thread_floats(d);
-        /* One thread accumulates straight into dw; several keep private partial sums that are
-         * reduced below in thread order, so the result depends only on the thread count. */
-        float *dwt = team > 1 ? col + cf : dw;
-        if (dw && team > 1)
-            memset(dwt, 0, sizeof(float) * wsz);
-#pragma omp for schedule(static)
-        for (int i = 0; i < d->n; i++) {
-            const float *xi = x + (size_t)i * xs, *dyi = dy + (size_t)i * ys;
-            if (dw) {
-                const float *src = xi;
-                if (!pw) {
-                    im2col(col, xi, d);
-                    src = col;
-                }
-                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, d->o, K, P, 1.0f, dyi, P, src,
-                            P, 1.0f, dwt, K);
-            }
-            if (dx) {
-                float *dxi = dx + (size_t)i * xs;
-                if (pw) {
-                    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, K, P, d->o, 1.0f, w, K, dyi,
-                                P, 1.0f, dxi, P);
-                } else {
-                    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, K, P, d->o, 1.0f, w, K, dyi,
-                                P, 0.0f, col, P);
-                    col2im_add(dxi, col, d);
-                }
-            }
+    const int K = d->c * d->kh * d->kw, P = d->ho * d->wo, chunk = chunk_images(d);
+    const size_t xs = (size_t)d->c * d->h * d->w, ys = (size_t)d->o * P;
+    for (int i0 = 0; i0 < d->n; i0 += chunk) {
+        const int cn = d->n - i0 < chunk ? d->n - i0 : chunk;
+        const size_t ld = (size_t)cn * P;
+        float *col = scratch, *g = scratch + (size_t)K * ld;
+        /* g [o, cn*P]: the chunk's output gradient with images side by side. */
+#pragma omp parallel for collapse(2) schedule(static)
+        for (int i = 0; i < cn; i++)
+            for (int o = 0; o < d->o; o++)
+                memcpy(g + (size_t)o * ld + (size_t)i * P, dy + (size_t)(i0 + i) * ys + (size_t)o * P,
+                       sizeof(float) * (size_t)P);
+        if (dw) {
+#pragma omp parallel for schedule(static)
+            for (int i = 0; i < cn; i++)
+                im2col(col + (size_t)i * P, ld, x + (size_t)(i0 + i) * xs, d);
+            /* dW [o, K] += g [o, cn*P] * col^T */
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, d->o, K, (int)ld, 1.0f, g, (int)ld,
+                        col, (int)ld, 1.0f, dw, K);
         }
-        /* The implicit barrier of the loop above makes every partial dW complete. */
-        if (dw && team > 1) {
-            const size_t stride = thread_floats(d);
-#pragma omp for schedule(static)
-            for (size_t j = 0; j < wsz; j++) {
-                float s = scratch[cf + j];
-                for (int u = 1; u < team; u++)
-                    s += scratch[(size_t)u * stride + cf + j];
-                dw[j] += s;
-            }
+        if (dx) {
+            /* dcol [K, cn*P] = W^T * g, then scattered back image by image. */
+            cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, K, (int)ld, d->o, 1.0f, w, K, g,
+                        (int)ld, 0.0f, col, (int)ld);
+#pragma omp parallel for schedule(static)
+            for (int i = 0; i < cn; i++)
+                col2im_add(dx + (size_t)(i0 + i) * xs, col + (size_t)i * P, ld, d);
         }
     }
 }

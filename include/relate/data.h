@@ -1,0 +1,108 @@
+/* relate/data.h: datasets (every dataset of the paper, Fashion-MNIST/MNIST and image folders)
+ * as 8-bit RGB images in memory, and the augmentation pipelines T1-T6 of spec 4.3 that turn
+ * one image into a normalised float tensor.
+ * Not the loader (batching, shuffling, worker threads) and not downloads: those build on this.
+ *
+ *   relate_dataset ds;
+ *   if (relate_dataset_open(&ds, "cifar10", "./data", &err) != RELATE_OK) ...;
+ *   const relate_split *train = relate_dataset_split(&ds, RELATE_SPLIT_TRAIN);
+ *   relate_image img = relate_split_image(train, 17);        // view, not a copy
+ *   relate_rng r; relate_rng_init(&r, seed, epoch, 17, RELATE_PURPOSE_AUGMENT);
+ *   float out[3 * 32 * 32];
+ *   relate_transform_apply(RELATE_T1, &ds.info, &img, &r, out, scratch);
+ *   relate_dataset_close(&ds);
+ */
+#ifndef RELATE_DATA_H
+#define RELATE_DATA_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "relate/rng.h"
+#include "relate/status.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* ------------------------------------------------------------------ images */
+/* An 8-bit RGB image, row-major, channels interleaved (HWC), as PIL's "RGB" mode. */
+typedef struct relate_image {
+    int width, height;
+    uint8_t *pixels; /* width * height * 3 bytes */
+} relate_image;
+
+/* ------------------------------------------------------------------ datasets */
+typedef enum relate_split_kind {
+    RELATE_SPLIT_TRAIN = 0,     /* labelled training split (stage 2, standard) */
+    RELATE_SPLIT_TEST = 1,      /* test split (tiny: val, slim: test) */
+    RELATE_SPLIT_UNLABELED = 2, /* STL-10's 100,000 unlabelled images (labels -1) */
+    RELATE_SPLIT_COUNT = 3
+} relate_split_kind;
+
+/* One split, fully decoded in memory: `count` images of width x height, back to back. */
+typedef struct relate_split {
+    bool present;
+    int64_t count;
+    int width, height;
+    uint8_t *pixels;   /* count * height * width * 3 bytes, HWC RGB */
+    int32_t *labels;   /* count entries; -1 = no label */
+} relate_split;
+
+/* Constants of spec 4.2 (computed and documented for datasets the spec does not list). */
+typedef struct relate_dataset_info {
+    char name[64];          /* "cifar10", ..., "fashionmnist", "folder:PATH" (truncated) */
+    int num_classes;
+    char **class_names;     /* num_classes strings */
+    int image_size;         /* S: the side every pipeline outputs */
+    float mean[3], std[3];  /* Normalize */
+    int crop_padding;       /* RandomCrop padding P of T3 */
+    float cutout;           /* RandomErasing area fraction of T4; <= 0: undefined (spec A15) */
+    relate_split_kind unsupervised_split; /* the split stage 1 trains on (STL-10: unlabeled) */
+} relate_dataset_info;
+
+typedef struct relate_dataset {
+    relate_dataset_info info;
+    relate_split splits[RELATE_SPLIT_COUNT];
+} relate_dataset;
+
+/* Opens a dataset by the reference's --dataset name under data_root:
+ *   cifar10, cifar100, supercifar100 (binary or python-pickle layouts), stl10, tiny, slim,
+ *   fashionmnist, mnist (IDX, gzip or not; fashionmnist falls back to the folder of Debian's
+ *   dataset-fashion-mnist package), folder:PATH[@S] (a class-per-subfolder JPEG/PNG tree like
+ *   torchvision's ImageFolder, with PATH/train and PATH/test when present, else PATH as the
+ *   train split; every image is resized to S x S with PIL's bilinear filter, S = 64 by default).
+ * Every file is validated (sizes, magic numbers, label ranges) before use; a missing dataset
+ * gives RELATE_ERR_IO with a message that says where it was looked for and how to get it. */
+relate_status relate_dataset_open(relate_dataset *ds, const char *name, const char *data_root,
+                                  relate_error *err);
+void relate_dataset_close(relate_dataset *ds);
+/* NULL if the dataset has no such split. */
+const relate_split *relate_dataset_split(const relate_dataset *ds, relate_split_kind kind);
+/* A view of image i of a split. */
+relate_image relate_split_image(const relate_split *s, int64_t i);
+/* The names relate_dataset_open accepts (without folder:PATH), NULL-terminated. */
+const char *const *relate_dataset_names(void);
+
+/* ------------------------------------------------------------------ transforms */
+typedef enum relate_pipeline {
+    RELATE_T1 = 1, /* relationnet / simclr: RandomResizedCrop, flip, ColorJitter p=.8, gray p=.2 */
+    RELATE_T2 = 2, /* deepinfomax: flip */
+    RELATE_T3 = 3, /* standard, rotationnet, deepcluster: RandomCrop(S, P), flip */
+    RELATE_T4 = 4, /* finetune (standard on STL-10): flip, RandomAffine p=.5, erasing p=.5 */
+    RELATE_T5 = 5, /* linear evaluation: no augmentation */
+    RELATE_T6 = 6  /* test: no augmentation */
+} relate_pipeline;
+
+/* Bytes of scratch relate_transform_apply needs for a source image of w x h and output side S. */
+size_t relate_transform_scratch_bytes(int w, int h, int s);
+/* Applies pipeline p to img, drawing every random parameter from r in the order of spec 4.4,
+ * and writes the normalised CHW float tensor [3, S, S] to out. Deterministic given r's state. */
+void relate_transform_apply(relate_pipeline p, const relate_dataset_info *info, const relate_image *img,
+                            relate_rng *r, float *out, uint8_t *scratch);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

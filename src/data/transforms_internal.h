@@ -1,0 +1,49 @@
+/* transforms_internal.h: the augmentation primitives with their random parameters passed in,
+ * so that tests can feed the same parameters to relate and to PIL/torchvision.
+ * Not the pipelines (relate_transform_apply in relate/data.h draws the parameters). All images
+ * are 8-bit RGB HWC (relate_image); semantics and rounding are spec section 4.4's. */
+#ifndef RELATE_DATA_TRANSFORMS_INTERNAL_H
+#define RELATE_DATA_TRANSFORMS_INTERNAL_H
+
+#include <stdint.h>
+
+#include "relate/data.h"
+
+/* PIL Image.resize(size, BILINEAR) (Pillow's separable fixed-point convolution, 8-bit
+ * intermediate), for up- and down-sampling. dst->pixels must hold dst->width*dst->height*3;
+ * scratch must hold relate_resize_scratch_bytes(src, dst) bytes. */
+size_t relate_resize_scratch_bytes(int src_w, int src_h, int dst_w, int dst_h);
+void relate_resize_bilinear(const relate_image *src, relate_image *dst, uint8_t *scratch);
+
+/* Crop the w x h box at (top i, left j) (fully inside src) into dst (w x h). */
+void relate_crop(const relate_image *src, int i, int j, int h, int w, relate_image *dst);
+void relate_hflip(relate_image *img);
+
+/* RandomResizedCrop's parameter sampler (10 attempts + fallback of spec 4.4). */
+void relate_rrc_sample(relate_rng *r, int width, int height, int *i, int *j, int *h, int *w);
+
+/* ColorJitter parts; factors as in torchvision (1 = identity). */
+void relate_adjust_brightness(relate_image *img, float factor);
+void relate_adjust_contrast(relate_image *img, float factor);
+void relate_adjust_saturation(relate_image *img, float factor);
+void relate_adjust_hue(relate_image *img, float hue_factor); /* in [-0.5, 0.5] */
+void relate_to_grayscale(relate_image *img);                 /* L replicated to 3 channels */
+
+/* RandomCrop(S, padding P) at (top i, left j) of the zero-padded image. */
+void relate_pad_crop(const relate_image *src, int pad, int i, int j, int s, relate_image *dst);
+
+/* RandomAffine with drawn parameters (degrees, pixels, scale), bilinear, fill 0. */
+void relate_affine(const relate_image *src, float angle, int tx, int ty, float scale, float shear_x,
+                   relate_image *dst);
+
+/* ToTensor + Normalize: HWC bytes -> CHW float32 (x/255 - mean)/std. */
+void relate_to_tensor_normalize(const relate_image *img, const float mean[3], const float std[3], float *out);
+
+/* RandomErasing's box on a [3, h, w] tensor: zero the bh x bw block at (i, j). */
+void relate_erase(float *chw, int h, int w, int i, int j, int bh, int bw);
+
+/* Rotations of rotationnet on a normalised [c, s, s] tensor (k quarter turns counter-clockwise,
+ * spec 3.3). */
+void relate_rotate90(const float *src, float *dst, int c, int s, int k);
+
+#endif
