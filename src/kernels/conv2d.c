@@ -2,8 +2,10 @@
  * Not a general convolution engine: square stride/padding, zero padding, no groups or dilation. */
 #include <cblas.h>
 #include <stddef.h>
+#include <stdlib.h>
 #include <string.h>
 
+#include "kernels/conv2d_internal.h"
 #include "kernels/kernels.h"
 
 int relate_conv2d_dims_init(relate_conv2d_dims *d)
@@ -42,9 +44,8 @@ static int chunk_images(const relate_conv2d_dims *d)
     return (int)c;
 }
 
-size_t relate_conv2d_scratch_floats(const relate_conv2d_dims *d, int nthreads)
+static size_t blas_scratch_floats(const relate_conv2d_dims *d)
 {
-    (void)nthreads; /* the team shares one chunk buffer */
     size_t per_image = ((size_t)d->c * d->kh * d->kw + (size_t)d->o) * (size_t)d->ho * d->wo;
     return per_image * (size_t)chunk_images(d);
 }
@@ -135,8 +136,8 @@ static void col2im_add(float *dx, const float *col, size_t ld, const relate_conv
     }
 }
 
-void relate_conv2d_forward(float *y, const float *x, const float *w, const relate_conv2d_dims *d,
-                           float *scratch)
+static void blas_forward(float *y, const float *x, const float *w, const relate_conv2d_dims *d,
+                         float *scratch)
 {
     const int K = d->c * d->kh * d->kw, P = d->ho * d->wo, chunk = chunk_images(d);
     const size_t xs = (size_t)d->c * d->h * d->w, ys = (size_t)d->o * P;
@@ -158,11 +159,9 @@ void relate_conv2d_forward(float *y, const float *x, const float *w, const relat
     }
 }
 
-void relate_conv2d_backward(float *dx, float *dw, const float *dy, const float *x, const float *w,
-                            const relate_conv2d_dims *d, float *scratch)
+static void blas_backward(float *dx, float *dw, const float *dy, const float *x, const float *w,
+                          const relate_conv2d_dims *d, float *scratch)
 {
-    if (!dx && !dw)
-        return;
     const int K = d->c * d->kh * d->kw, P = d->ho * d->wo, chunk = chunk_images(d);
     const size_t xs = (size_t)d->c * d->h * d->w, ys = (size_t)d->o * P;
     for (int i0 = 0; i0 < d->n; i0 += chunk) {
@@ -192,6 +191,58 @@ void relate_conv2d_backward(float *dx, float *dw, const float *dy, const float *
                 col2im_add(dx + (size_t)(i0 + i) * xs, col + (size_t)i * P, ld, d);
         }
     }
+}
+
+/* ------------------------------------------------------------------ dispatch */
+/* -1: not chosen yet; RELATE_CONV=blas in the environment selects the im2col path. */
+static int g_backend = -1;
+
+relate_conv_backend relate_conv2d_get_backend(void)
+{
+    if (g_backend < 0) {
+        const char *v = getenv("RELATE_CONV");
+        g_backend = (v && strcmp(v, "blas") == 0) ? RELATE_CONV_BLAS : RELATE_CONV_ONEDNN;
+    }
+    return (relate_conv_backend)g_backend;
+}
+
+void relate_conv2d_set_backend(relate_conv_backend b) { g_backend = (int)b; }
+
+const char *relate_conv2d_backend_name(void)
+{
+    return relate_conv2d_get_backend() == RELATE_CONV_BLAS ? "im2col+openblas" : "onednn";
+}
+
+size_t relate_conv2d_scratch_floats(const relate_conv2d_dims *d, int nthreads)
+{
+    (void)nthreads; /* both paths share one buffer across the team */
+    size_t blas = blas_scratch_floats(d);
+    if (relate_conv2d_get_backend() == RELATE_CONV_ONEDNN) {
+        /* Enough for either path, since oneDNN may refuse a shape at run time. */
+        size_t dnn = relate_conv2d_onednn_scratch_floats(d);
+        return dnn > blas ? dnn : blas;
+    }
+    return blas;
+}
+
+void relate_conv2d_forward(float *y, const float *x, const float *w, const relate_conv2d_dims *d,
+                           float *scratch)
+{
+    if (relate_conv2d_get_backend() == RELATE_CONV_ONEDNN &&
+        relate_conv2d_onednn_forward(y, x, w, d, scratch) == 0)
+        return;
+    blas_forward(y, x, w, d, scratch);
+}
+
+void relate_conv2d_backward(float *dx, float *dw, const float *dy, const float *x, const float *w,
+                            const relate_conv2d_dims *d, float *scratch)
+{
+    if (!dx && !dw)
+        return;
+    if (relate_conv2d_get_backend() == RELATE_CONV_ONEDNN &&
+        relate_conv2d_onednn_backward(dx, dw, dy, x, w, d, scratch) == 0)
+        return;
+    blas_backward(dx, dw, dy, x, w, d, scratch);
 }
 
 void relate_conv2d_forward_ref(float *y, const float *x, const float *w, const relate_conv2d_dims *d)

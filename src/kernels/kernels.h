@@ -27,6 +27,14 @@ typedef struct relate_conv2d_dims {
     int ho, wo;          /* output y [n, o, ho, wo], filled by relate_conv2d_dims_init */
 } relate_conv2d_dims;
 
+/* Two implementations: oneDNN (the default; what PyTorch uses on x86) and chunked im2col +
+ * OpenBLAS sgemm (RELATE_CONV=blas in the environment, and the fallback for any shape oneDNN
+ * refuses). Both are checked against the _ref loops and PyTorch goldens. */
+typedef enum relate_conv_backend { RELATE_CONV_ONEDNN = 0, RELATE_CONV_BLAS = 1 } relate_conv_backend;
+relate_conv_backend relate_conv2d_get_backend(void);
+void relate_conv2d_set_backend(relate_conv_backend b);
+const char *relate_conv2d_backend_name(void);
+
 /* Fills ho/wo; returns 0, or -1 if the shapes do not fit (output smaller than 1x1, stride < 1,
  * pad < 0, kernel < 1). */
 int relate_conv2d_dims_init(relate_conv2d_dims *d);
