@@ -98,6 +98,8 @@ def build(name):
         return SmallResNet(1), 64
     if name == "resnet32":
         return SmallResNet(5), 64
+    if name == "resnet56":
+        return SmallResNet(9), 64
     if name == "resnet34":
         return resnet34()
     raise ValueError(name)
