@@ -174,6 +174,16 @@ void relate_op_record(relate_graph *g, relate_backward_fn fn, void *ctx)
     g->tape_count++;
 }
 
+void *relate_op_save(relate_graph *g, relate_backward_fn fn, const void *ctx, size_t size)
+{
+    void *copy = relate_graph_scratch(g, size);
+    if (copy) {
+        memcpy(copy, ctx, size);
+        relate_op_record(g, fn, copy);
+    }
+    return copy;
+}
+
 float *relate_grad_of(relate_graph *g, relate_tensor *t)
 {
     if (!t || !t->requires_grad)

@@ -28,6 +28,9 @@ relate_tensor *relate_op_output(relate_graph *g, int ndim, const int64_t *shape,
                                 relate_tensor *in0, relate_tensor *in1);
 /* Appends a backward step (only when out->requires_grad). ctx must live in the arena. */
 void relate_op_record(relate_graph *g, relate_backward_fn fn, void *ctx);
+/* Copies ctx (size bytes) into the arena and records fn with the copy; NULL when out of
+ * memory (the graph then holds the error). */
+void *relate_op_save(relate_graph *g, relate_backward_fn fn, const void *ctx, size_t size);
 /* The gradient buffer of t, allocated zeroed on first use; NULL if t needs no gradient. */
 float *relate_grad_of(relate_graph *g, relate_tensor *t);
 /* Scratch that is only needed during one kernel call (im2col columns, reorders): one buffer per
@@ -36,7 +39,5 @@ float *relate_grad_of(relate_graph *g, relate_tensor *t);
 void *relate_graph_workspace(relate_graph *g, size_t bytes);
 /* Arena allocation that records NOMEM on the graph when it fails. */
 void *relate_graph_scratch(relate_graph *g, size_t bytes);
-
-#define RELATE_CTX_NEW(g, type) ((type *)relate_graph_scratch((g), sizeof(type)))
 
 #endif

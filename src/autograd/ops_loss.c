@@ -32,15 +32,10 @@ static void loss_backward(relate_graph *g, void *p)
 
 static relate_tensor *record(relate_graph *g, relate_tensor *x, relate_tensor *y, loss_ctx proto)
 {
-    if (y->requires_grad) {
-        loss_ctx *c = RELATE_CTX_NEW(g, loss_ctx);
-        if (!c)
-            return NULL;
-        *c = proto;
-        c->x = x;
-        c->y = y;
-        relate_op_record(g, loss_backward, c);
-    }
+    proto.x = x;
+    proto.y = y;
+    if (y->requires_grad && !relate_op_save(g, loss_backward, &proto, sizeof proto))
+        return NULL;
     return y;
 }
 

@@ -20,7 +20,6 @@ static bool same_shape(const relate_tensor *a, const relate_tensor *b)
 /* ------------------------------------------------------------------ binary element-wise */
 typedef struct {
     relate_tensor *a, *b, *y;
-    float alpha;
 } bin_ctx;
 
 static void add_backward(relate_graph *g, void *p)
@@ -73,13 +72,8 @@ static relate_tensor *binary(relate_graph *g, relate_tensor *a, relate_tensor *b
         relate_maximum_forward(y->data, a->data, b->data, n);
         fn = maximum_backward;
     }
-    if (y->requires_grad) {
-        bin_ctx *c = RELATE_CTX_NEW(g, bin_ctx);
-        if (!c)
-            return NULL;
-        *c = (bin_ctx){a, b, y, 0};
-        relate_op_record(g, fn, c);
-    }
+    if (y->requires_grad && !relate_op_save(g, fn, &(bin_ctx){a, b, y}, sizeof(bin_ctx)))
+        return NULL;
     return y;
 }
 
@@ -87,68 +81,15 @@ relate_tensor *relate_add(relate_graph *g, relate_tensor *a, relate_tensor *b) {
 relate_tensor *relate_mul(relate_graph *g, relate_tensor *a, relate_tensor *b) { return binary(g, a, b, 1, "mul"); }
 relate_tensor *relate_maximum(relate_graph *g, relate_tensor *a, relate_tensor *b) { return binary(g, a, b, 2, "maximum"); }
 
-/* ------------------------------------------------------------------ unary element-wise */
-static void scale_backward(relate_graph *g, void *p)
-{
-    bin_ctx *c = p;
-    float *dx = c->y->grad ? relate_grad_of(g, c->a) : NULL;
-    if (dx)
-        relate_axpy(dx, c->y->grad, c->alpha, (size_t)c->y->numel);
-}
-
-static void exp_backward(relate_graph *g, void *p)
-{
-    bin_ctx *c = p;
-    float *dx = c->y->grad ? relate_grad_of(g, c->a) : NULL;
-    if (dx)
-        relate_exp_backward(dx, c->y->grad, c->y->data, (size_t)c->y->numel);
-}
-
-static void log_backward(relate_graph *g, void *p)
-{
-    bin_ctx *c = p;
-    float *dx = c->y->grad ? relate_grad_of(g, c->a) : NULL;
-    if (dx)
-        relate_log_backward(dx, c->y->grad, c->a->data, (size_t)c->y->numel);
-}
-
-static relate_tensor *unary(relate_graph *g, relate_tensor *x, int kind, float alpha)
-{
-    if (!x)
-        return NULL;
-    relate_tensor *y = relate_op_output(g, x->ndim, x->shape, x, NULL);
-    if (!y)
-        return NULL;
-    size_t n = (size_t)x->numel;
-    relate_backward_fn fn;
-    if (kind == 0) {
-        relate_scale_forward(y->data, x->data, alpha, n);
-        fn = scale_backward;
-    } else if (kind == 1) {
-        relate_exp_forward(y->data, x->data, n);
-        fn = exp_backward;
-    } else {
-        relate_log_forward(y->data, x->data, n);
-        fn = log_backward;
-    }
-    if (y->requires_grad) {
-        bin_ctx *c = RELATE_CTX_NEW(g, bin_ctx);
-        if (!c)
-            return NULL;
-        *c = (bin_ctx){x, NULL, y, alpha};
-        relate_op_record(g, fn, c);
-    }
-    return y;
-}
-
-relate_tensor *relate_scale(relate_graph *g, relate_tensor *x, float alpha) { return unary(g, x, 0, alpha); }
-relate_tensor *relate_exp(relate_graph *g, relate_tensor *x) { return unary(g, x, 1, 0); }
-relate_tensor *relate_log(relate_graph *g, relate_tensor *x) { return unary(g, x, 2, 0); }
-
 /* ------------------------------------------------------------------ reductions */
+typedef struct {
+    relate_tensor *a, *y;
+    float alpha;
+} sum_ctx;
+
 static void sum_backward(relate_graph *g, void *p)
 {
-    bin_ctx *c = p;
+    sum_ctx *c = p;
     float *dx = c->y->grad ? relate_grad_of(g, c->a) : NULL;
     if (dx)
         relate_fill_add(dx, c->y->grad[0] * c->alpha, (size_t)c->a->numel);
@@ -166,13 +107,9 @@ static relate_tensor *reduce(relate_graph *g, relate_tensor *x, bool mean)
     float s = relate_sum_forward(x->data, (size_t)x->numel);
     /* torch.mean divides the float32 sum by the count in float32. */
     y->data[0] = mean ? s / (float)x->numel : s;
-    if (y->requires_grad) {
-        bin_ctx *c = RELATE_CTX_NEW(g, bin_ctx);
-        if (!c)
-            return NULL;
-        *c = (bin_ctx){x, NULL, y, mean ? 1.0f / (float)x->numel : 1.0f};
-        relate_op_record(g, sum_backward, c);
-    }
+    sum_ctx c = {x, y, mean ? 1.0f / (float)x->numel : 1.0f};
+    if (y->requires_grad && !relate_op_save(g, sum_backward, &c, sizeof c))
+        return NULL;
     return y;
 }
 
@@ -228,13 +165,8 @@ relate_tensor *relate_concat(relate_graph *g, relate_tensor *a, relate_tensor *b
         relate_concat_cols_forward(y->data, a->data, b->data, (int)a->shape[0], (int)a->shape[1],
                                    (int)b->shape[1]);
     }
-    if (y->requires_grad) {
-        move_ctx *c = RELATE_CTX_NEW(g, move_ctx);
-        if (!c)
-            return NULL;
-        *c = (move_ctx){a, b, y, 0, 0, dim};
-        relate_op_record(g, concat_backward, c);
-    }
+    if (y->requires_grad && !relate_op_save(g, concat_backward, &(move_ctx){a, b, y, 0, 0, dim}, sizeof(move_ctx)))
+        return NULL;
     return y;
 }
 
@@ -264,13 +196,8 @@ relate_tensor *relate_slice_rows(relate_graph *g, relate_tensor *x, int64_t star
         return NULL;
     size_t row = x->shape[0] ? (size_t)(x->numel / x->shape[0]) : 0;
     memcpy(y->data, x->data + (size_t)start * row, (size_t)y->numel * sizeof(float));
-    if (y->requires_grad) {
-        move_ctx *c = RELATE_CTX_NEW(g, move_ctx);
-        if (!c)
-            return NULL;
-        *c = (move_ctx){x, NULL, y, start, 0, 0};
-        relate_op_record(g, slice_backward, c);
-    }
+    if (y->requires_grad && !relate_op_save(g, slice_backward, &(move_ctx){x, NULL, y, start, 0, 0}, sizeof(move_ctx)))
+        return NULL;
     return y;
 }
 
@@ -295,13 +222,8 @@ relate_tensor *relate_roll_rows(relate_graph *g, relate_tensor *x, int64_t shift
     if (!y)
         return NULL;
     relate_roll_rows_forward(y->data, x->data, (int)n, (size_t)(x->numel / n), (int)shift);
-    if (y->requires_grad) {
-        move_ctx *c = RELATE_CTX_NEW(g, move_ctx);
-        if (!c)
-            return NULL;
-        *c = (move_ctx){x, NULL, y, 0, shift, 0};
-        relate_op_record(g, roll_backward, c);
-    }
+    if (y->requires_grad && !relate_op_save(g, roll_backward, &(move_ctx){x, NULL, y, 0, shift, 0}, sizeof(move_ctx)))
+        return NULL;
     return y;
 }
 
@@ -329,13 +251,8 @@ relate_tensor *relate_reshape(relate_graph *g, relate_tensor *x, int ndim, const
     if (!y)
         return NULL;
     y->requires_grad = x->requires_grad && g->grad_enabled;
-    if (y->requires_grad) {
-        move_ctx *c = RELATE_CTX_NEW(g, move_ctx);
-        if (!c)
-            return NULL;
-        *c = (move_ctx){x, NULL, y, 0, 0, 0};
-        relate_op_record(g, reshape_backward, c);
-    }
+    if (y->requires_grad && !relate_op_save(g, reshape_backward, &(move_ctx){x, NULL, y, 0, 0, 0}, sizeof(move_ctx)))
+        return NULL;
     return y;
 }
 
@@ -370,13 +287,8 @@ relate_tensor *relate_matmul(relate_graph *g, relate_tensor *a, relate_tensor *b
     if (!y)
         return NULL;
     relate_matmul_forward(y->data, a->data, b->data, (int)m, (int)n, (int)ka, trans_a, trans_b);
-    if (y->requires_grad) {
-        mm_ctx *c = RELATE_CTX_NEW(g, mm_ctx);
-        if (!c)
-            return NULL;
-        *c = (mm_ctx){a, b, y, (int)m, (int)n, (int)ka, trans_a, trans_b};
-        relate_op_record(g, matmul_backward, c);
-    }
+    if (y->requires_grad && !relate_op_save(g, matmul_backward, &(mm_ctx){a, b, y, (int)m, (int)n, (int)ka, trans_a, trans_b}, sizeof(mm_ctx)))
+        return NULL;
     return y;
 }
 
@@ -406,13 +318,8 @@ relate_tensor *relate_log_softmax(relate_graph *g, relate_tensor *x)
     if (!y)
         return NULL;
     relate_log_softmax_forward(y->data, x->data, (int)x->shape[0], (int)x->shape[1]);
-    if (y->requires_grad) {
-        row_ctx *c = RELATE_CTX_NEW(g, row_ctx);
-        if (!c)
-            return NULL;
-        *c = (row_ctx){x, y, NULL, 0};
-        relate_op_record(g, log_softmax_backward, c);
-    }
+    if (y->requires_grad && !relate_op_save(g, log_softmax_backward, &(row_ctx){x, y, NULL, 0}, sizeof(row_ctx)))
+        return NULL;
     return y;
 }
 
@@ -437,12 +344,7 @@ relate_tensor *relate_l2_normalize(relate_graph *g, relate_tensor *x, float eps)
     if (!norms)
         return NULL;
     relate_l2_normalize_forward(y->data, norms, x->data, (int)x->shape[0], (int)x->shape[1], eps);
-    if (y->requires_grad) {
-        row_ctx *c = RELATE_CTX_NEW(g, row_ctx);
-        if (!c)
-            return NULL;
-        *c = (row_ctx){x, y, norms, eps};
-        relate_op_record(g, normalize_backward, c);
-    }
+    if (y->requires_grad && !relate_op_save(g, normalize_backward, &(row_ctx){x, y, norms, eps}, sizeof(row_ctx)))
+        return NULL;
     return y;
 }

@@ -1,5 +1,5 @@
 /* ops_nn.c: graph ops for the layers of the backbones and heads (conv, batch norm, pooling,
- * activations, linear), each a shape check + a kernel call + a recorded backward.
+ * linear), each a shape check + a kernel call + a recorded backward.
  * Not the arithmetic: that lives in src/kernels/. */
 #include <string.h>
 
@@ -48,13 +48,8 @@ relate_tensor *relate_conv2d(relate_graph *g, relate_tensor *x, relate_tensor *w
     if (!scratch)
         return NULL;
     relate_conv2d_forward(y->data, x->data, w->data, &d, scratch);
-    if (y->requires_grad) {
-        conv_ctx *c = RELATE_CTX_NEW(g, conv_ctx);
-        if (!c)
-            return NULL;
-        *c = (conv_ctx){x, w, y, d};
-        relate_op_record(g, conv2d_backward, c);
-    }
+    if (y->requires_grad && !relate_op_save(g, conv2d_backward, &(conv_ctx){x, w, y, d}, sizeof(conv_ctx)))
+        return NULL;
     return y;
 }
 
@@ -107,92 +102,29 @@ relate_tensor *relate_batch_norm(relate_graph *g, relate_tensor *x, relate_tenso
         return NULL;
     if (beta->requires_grad)
         y->requires_grad = true;
-    bn_ctx *b = NULL;
-    if (y->requires_grad && !(b = RELATE_CTX_NEW(g, bn_ctx)))
-        return NULL;
+    bn_ctx b = {x, gamma, beta, y, NULL, NULL, running_mean, running_var, n, c, hw, training, eps};
     if (training) {
-        float *mean = relate_graph_scratch(g, 2 * (size_t)c * sizeof(float));
-        if (!mean)
+        b.mean = relate_graph_scratch(g, 2 * (size_t)c * sizeof(float));
+        if (!b.mean)
             return NULL;
-        relate_batchnorm_forward_train(y->data, mean, mean + c, x->data, gamma->data, beta->data,
+        b.invstd = b.mean + c;
+        relate_batchnorm_forward_train(y->data, b.mean, b.invstd, x->data, gamma->data, beta->data,
                                        running_mean, running_var, n, c, hw, momentum, eps);
         if (num_batches_tracked)
             (*num_batches_tracked)++;
-        if (b)
-            *b = (bn_ctx){x, gamma, beta, y, mean, mean + c, NULL, NULL, n, c, hw, true, eps};
     } else {
         relate_batchnorm_forward_eval(y->data, x->data, gamma->data, beta->data, running_mean,
                                       running_var, n, c, hw, eps);
-        if (b)
-            *b = (bn_ctx){x, gamma, beta, y, NULL, NULL, running_mean, running_var, n, c, hw, false, eps};
     }
-    if (b)
-        relate_op_record(g, bn_backward, b);
+    if (y->requires_grad && !relate_op_save(g, bn_backward, &b, sizeof b))
+        return NULL;
     return y;
 }
 
-/* ------------------------------------------------------------------ activations */
+/* ------------------------------------------------------------------ global pool context */
 typedef struct {
     relate_tensor *x, *y;
-    float slope;
-} act_ctx;
-
-static void relu_backward(relate_graph *g, void *p)
-{
-    act_ctx *a = p;
-    float *dx = a->y->grad ? relate_grad_of(g, a->x) : NULL;
-    if (dx)
-        relate_relu_backward(dx, a->y->grad, a->y->data, (size_t)a->x->numel);
-}
-
-static void leaky_backward(relate_graph *g, void *p)
-{
-    act_ctx *a = p;
-    float *dx = a->y->grad ? relate_grad_of(g, a->x) : NULL;
-    if (dx)
-        relate_leaky_relu_backward(dx, a->y->grad, a->x->data, a->slope, (size_t)a->x->numel);
-}
-
-static void sigmoid_backward(relate_graph *g, void *p)
-{
-    act_ctx *a = p;
-    float *dx = a->y->grad ? relate_grad_of(g, a->x) : NULL;
-    if (dx)
-        relate_sigmoid_backward(dx, a->y->grad, a->y->data, (size_t)a->x->numel);
-}
-
-static relate_tensor *activation(relate_graph *g, relate_tensor *x, int kind, float slope)
-{
-    if (!x)
-        return NULL;
-    relate_tensor *y = relate_op_output(g, x->ndim, x->shape, x, NULL);
-    if (!y)
-        return NULL;
-    size_t n = (size_t)x->numel;
-    relate_backward_fn fn;
-    if (kind == 0) {
-        relate_relu_forward(y->data, x->data, n);
-        fn = relu_backward;
-    } else if (kind == 1) {
-        relate_leaky_relu_forward(y->data, x->data, slope, n);
-        fn = leaky_backward;
-    } else {
-        relate_sigmoid_forward(y->data, x->data, n);
-        fn = sigmoid_backward;
-    }
-    if (y->requires_grad) {
-        act_ctx *a = RELATE_CTX_NEW(g, act_ctx);
-        if (!a)
-            return NULL;
-        *a = (act_ctx){x, y, slope};
-        relate_op_record(g, fn, a);
-    }
-    return y;
-}
-
-relate_tensor *relate_relu(relate_graph *g, relate_tensor *x) { return activation(g, x, 0, 0); }
-relate_tensor *relate_leaky_relu(relate_graph *g, relate_tensor *x, float slope) { return activation(g, x, 1, slope); }
-relate_tensor *relate_sigmoid(relate_graph *g, relate_tensor *x) { return activation(g, x, 2, 0); }
+} gap_ctx;
 
 /* ------------------------------------------------------------------ pooling */
 typedef struct {
@@ -243,13 +175,8 @@ static relate_tensor *pool2d(relate_graph *g, relate_tensor *x, int k, int strid
     } else {
         relate_avgpool2d_forward(y->data, x->data, &d);
     }
-    if (y->requires_grad) {
-        pool_ctx *c = RELATE_CTX_NEW(g, pool_ctx);
-        if (!c)
-            return NULL;
-        *c = (pool_ctx){x, y, d, argmax};
-        relate_op_record(g, is_max ? maxpool_backward : avgpool_backward, c);
-    }
+    if (y->requires_grad && !relate_op_save(g, is_max ? maxpool_backward : avgpool_backward, &(pool_ctx){x, y, d, argmax}, sizeof(pool_ctx)))
+        return NULL;
     return y;
 }
 
@@ -265,7 +192,7 @@ relate_tensor *relate_max_pool2d(relate_graph *g, relate_tensor *x, int k, int s
 
 static void gap_backward(relate_graph *g, void *p)
 {
-    act_ctx *c = p;
+    gap_ctx *c = p;
     float *dx = c->y->grad ? relate_grad_of(g, c->x) : NULL;
     if (dx)
         relate_global_avgpool_backward(dx, c->y->grad, (int)c->x->shape[0], (int)c->x->shape[1],
@@ -284,13 +211,8 @@ relate_tensor *relate_global_avg_pool(relate_graph *g, relate_tensor *x)
         return NULL;
     relate_global_avgpool_forward(y->data, x->data, (int)x->shape[0], (int)x->shape[1],
                                   (int)(x->shape[2] * x->shape[3]));
-    if (y->requires_grad) {
-        act_ctx *c = RELATE_CTX_NEW(g, act_ctx);
-        if (!c)
-            return NULL;
-        *c = (act_ctx){x, y, 0};
-        relate_op_record(g, gap_backward, c);
-    }
+    if (y->requires_grad && !relate_op_save(g, gap_backward, &(gap_ctx){x, y}, sizeof(gap_ctx)))
+        return NULL;
     return y;
 }
 
@@ -327,12 +249,7 @@ relate_tensor *relate_linear(relate_graph *g, relate_tensor *x, relate_tensor *w
         y->requires_grad = true;
     relate_linear_forward(y->data, x->data, w->data, b ? b->data : NULL, (int)x->shape[0],
                           (int)x->shape[1], (int)w->shape[0]);
-    if (y->requires_grad) {
-        linear_ctx *c = RELATE_CTX_NEW(g, linear_ctx);
-        if (!c)
-            return NULL;
-        *c = (linear_ctx){x, w, b, y};
-        relate_op_record(g, linear_backward, c);
-    }
+    if (y->requires_grad && !relate_op_save(g, linear_backward, &(linear_ctx){x, w, b, y}, sizeof(linear_ctx)))
+        return NULL;
     return y;
 }
