@@ -25,7 +25,7 @@ def main():
     torch.use_deterministic_algorithms(True)
     os.makedirs(args.out, exist_ok=True)
 
-    names = ["golden_kernels", "golden_backbones"]
+    names = ["golden_kernels", "golden_backbones", "golden_images"]
     if os.path.exists(os.path.join(HERE, "golden_optim.py")):
         names.append("golden_optim")
     else:

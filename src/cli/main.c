@@ -9,6 +9,8 @@
 
 #define RELATE_VERSION "0.1.0"
 
+int relate_cmd_data(int argc, char **argv); /* cmd_data.c */
+
 static int cmd_info(int argc, char **argv)
 {
     relate_arg_spec specs[] = {
@@ -61,7 +63,8 @@ static void usage(FILE *out)
             "  info                      layer table, feature size and parameter count of a backbone\n"
             "  train_unsupervised        stage 1, self-supervised pretraining      (not built yet)\n"
             "  train_linear_evaluation   stage 2, linear evaluation / finetuning    (not built yet)\n"
-            "  test                      stage 3, test accuracy                      (not built yet)\n\n"
+            "  test                      stage 3, test accuracy                      (not built yet)\n"
+            "  data                      a dataset's splits, classes, image size and normalisation\n\n"
             "Run `relate <command> --help` for its flags.\n",
             RELATE_VERSION);
 }
@@ -83,8 +86,10 @@ int main(int argc, char **argv)
     }
     if (strcmp(cmd, "info") == 0)
         return cmd_info(argc - 2, argv + 2);
+    if (strcmp(cmd, "data") == 0)
+        return relate_cmd_data(argc - 2, argv + 2);
     static const char *const pending[] = {"train_unsupervised", "pretrain", "train_linear_evaluation", "lineval",
-                                          "test", "data", "download", "export", NULL};
+                                          "test", "download", "export", NULL};
     for (int i = 0; pending[i]; i++)
         if (strcmp(cmd, pending[i]) == 0) {
             fprintf(stderr,
