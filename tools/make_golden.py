@@ -25,11 +25,11 @@ def main():
     torch.use_deterministic_algorithms(True)
     os.makedirs(args.out, exist_ok=True)
 
-    names = ["golden_kernels", "golden_backbones", "golden_images"]
-    if os.path.exists(os.path.join(HERE, "golden_optim.py")):
-        names.append("golden_optim")
-    else:
-        print("tools/golden_optim.py not present: optimiser goldens skipped")
+    names = ["golden_kernels", "golden_backbones", "golden_optim", "golden_images", "golden_resize"]
+    # Generators that later issues add register themselves by existing.
+    for extra in ("golden_transforms",):
+        if os.path.exists(os.path.join(HERE, extra + ".py")):
+            names.append(extra)
     only = set(x.strip() for x in args.only.split(",") if x.strip())
     for name in names:
         if only and name[len("golden_"):] not in only:
