@@ -9,7 +9,8 @@
 
 #define RELATE_VERSION "0.1.0"
 
-int relate_cmd_data(int argc, char **argv); /* cmd_data.c */
+int relate_cmd_data(int argc, char **argv);     /* cmd_data.c */
+int relate_cmd_download(int argc, char **argv); /* cmd_download.c */
 
 static int cmd_info(int argc, char **argv)
 {
@@ -64,7 +65,8 @@ static void usage(FILE *out)
             "  train_unsupervised        stage 1, self-supervised pretraining      (not built yet)\n"
             "  train_linear_evaluation   stage 2, linear evaluation / finetuning    (not built yet)\n"
             "  test                      stage 3, test accuracy                      (not built yet)\n"
-            "  data                      a dataset's splits, classes, image size and normalisation\n\n"
+            "  data                      a dataset's splits, classes, image size and normalisation\n"
+            "  download                  fetch, verify (MD5) and extract a dataset archive\n\n"
             "Run `relate <command> --help` for its flags.\n",
             RELATE_VERSION);
 }
@@ -88,8 +90,10 @@ int main(int argc, char **argv)
         return cmd_info(argc - 2, argv + 2);
     if (strcmp(cmd, "data") == 0)
         return relate_cmd_data(argc - 2, argv + 2);
+    if (strcmp(cmd, "download") == 0)
+        return relate_cmd_download(argc - 2, argv + 2);
     static const char *const pending[] = {"train_unsupervised", "pretrain", "train_linear_evaluation", "lineval",
-                                          "test", "download", "export", NULL};
+                                          "test", "export", NULL};
     for (int i = 0; pending[i]; i++)
         if (strcmp(cmd, pending[i]) == 0) {
             fprintf(stderr,
