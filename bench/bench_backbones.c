@@ -3,7 +3,8 @@
  * Not a test and not a training run: the loss is sum(features * r) for a fixed random r.
  *
  * usage: relate_bench_backbones BACKBONE BATCH IMAGE_SIZE STEPS
- * prints one line: name batch size median_ms min_ms max_ms images_per_s peak_arena_mb max_rss_mb */
+ * prints one line: relate name batch size median_ms min_ms max_ms images_per_s peak_arena_mib
+ * max_rss_mib (MiB = 2^20 bytes; the arena figure includes the per-graph workspace) */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -74,7 +75,7 @@ int main(int argc, char **argv)
     getrusage(RUSAGE_SELF, &ru);
     double med = t[steps / 2];
     printf("relate %s %d %d %.2f %.2f %.2f %.1f %.0f %.0f\n", name, n, s, med * 1e3, t[0] * 1e3,
-           t[steps - 1] * 1e3, n / med, relate_graph_peak_bytes(g) / 1e6, ru.ru_maxrss / 1024.0);
+           t[steps - 1] * 1e3, n / med, relate_graph_peak_bytes(g) / 1048576.0, ru.ru_maxrss / 1024.0);
     relate_graph_destroy(g);
     relate_backbone_free(&bb);
     free(x);

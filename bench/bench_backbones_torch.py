@@ -3,7 +3,7 @@ the same work as bench_backbones.c (loss = sum(features * r)).
 Not a training run. Modules come from tools/golden_backbones.py (spec section 2).
 
 usage: /usr/bin/python3 bench/bench_backbones_torch.py BACKBONE BATCH IMAGE_SIZE STEPS
-prints: torch name batch size median_ms min_ms max_ms images_per_s - max_rss_mb
+prints: torch name batch size median_ms min_ms max_ms images_per_s - max_rss_mib (2^20 bytes)
 """
 import os
 import resource
