@@ -14,6 +14,11 @@
  * scratch must hold relate_resize_scratch_bytes(src, dst) bytes. */
 size_t relate_resize_scratch_bytes(int src_w, int src_h, int dst_w, int dst_h);
 void relate_resize_bilinear(const relate_image *src, relate_image *dst, uint8_t *scratch);
+/* The same for the bw x bh box at (top, left) of src, without copying the box first (equal to
+ * PIL's img.crop(box).resize(...)); scratch: relate_resize_scratch_bytes(bw, bh, dst w, dst h),
+ * 4-byte aligned. */
+void relate_resize_box(const relate_image *src, int top, int left, int bw, int bh, relate_image *dst,
+                       uint8_t *scratch);
 
 /* Crop the w x h box at (top i, left j) (fully inside src) into dst (w x h). */
 void relate_crop(const relate_image *src, int i, int j, int h, int w, relate_image *dst);
@@ -27,6 +32,16 @@ void relate_adjust_brightness(relate_image *img, float factor);
 void relate_adjust_contrast(relate_image *img, float factor);
 void relate_adjust_saturation(relate_image *img, float factor);
 void relate_adjust_hue(relate_image *img, float hue_factor); /* in [-0.5, 0.5] */
+/* The hue shift byte of a factor: trunc(h * 255) mod 256 (spec A24), h*255 in double as Python. */
+uint8_t relate_hue_delta(double hue_factor);
+void relate_adjust_hue_delta(relate_image *img, uint8_t delta);
+/* Pillow's 8-bit RGB<->HSV of one pixel (Convert.c rgb2hsv/hsv2rgb, float32 variables kept). */
+void relate_rgb_to_hsv(const uint8_t rgb[3], uint8_t hsv[3]);
+void relate_hsv_to_rgb(const uint8_t hsv[3], uint8_t rgb[3]);
+/* The same for n pixels (HWC bytes in and out), written to vectorise; the two above are their
+ * oracle. */
+void relate_rgb_to_hsv_n(const uint8_t *rgb, uint8_t *hsv, size_t n);
+void relate_hsv_to_rgb_n(const uint8_t *hsv, uint8_t *rgb, size_t n);
 void relate_to_grayscale(relate_image *img);                 /* L replicated to 3 channels */
 
 /* RandomCrop(S, padding P) at (top i, left j) of the zero-padded image. */
@@ -35,6 +50,13 @@ void relate_pad_crop(const relate_image *src, int pad, int i, int j, int s, rela
 /* RandomAffine with drawn parameters (degrees, pixels, scale), bilinear, fill 0. */
 void relate_affine(const relate_image *src, float angle, int tx, int ty, float scale, float shear_x,
                    relate_image *dst);
+/* The same with the parameters in double, as the pipeline draws them (Python floats). */
+void relate_affine_f64(const relate_image *src, double angle, int tx, int ty, double scale,
+                       double shear_x, relate_image *dst);
+
+/* RandomErasing's sampler on an h x w tensor (p = 0.5, scale (c, c), ratio (1, 1)): returns 1
+ * and the box when it erases, 0 when it does not. */
+int relate_erase_sample(relate_rng *r, int h, int w, double c, int *i, int *j, int *bh, int *bw);
 
 /* ToTensor + Normalize: HWC bytes -> CHW float32 (x/255 - mean)/std. */
 void relate_to_tensor_normalize(const relate_image *img, const float mean[3], const float std[3], float *out);

@@ -1,0 +1,4 @@
+# tests/transforms: the augmentation primitives against PIL/torchvision (tests/golden/transforms.safetensors,
+# from tools/golden_transforms.py), the samplers' distributions and the pipelines T1-T6.
+# Not the dataset readers' or the loader's tests.
+relate_add_test(test_transforms ${CMAKE_CURRENT_LIST_DIR}/test_transforms.c)
