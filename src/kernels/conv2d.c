@@ -1,6 +1,8 @@
 /* conv2d.c: 2-D convolution (no bias) forward and backward as im2col + OpenBLAS sgemm, plus naive references.
  * Not a general convolution engine: square stride/padding, zero padding, no groups or dilation. */
 #include <cblas.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
@@ -194,19 +196,30 @@ static void blas_backward(float *dx, float *dw, const float *dy, const float *x,
 }
 
 /* ------------------------------------------------------------------ dispatch */
-/* -1: not chosen yet; RELATE_CONV=blas in the environment selects the im2col path. */
-static int g_backend = -1;
+/* RELATE_CONV=blas in the environment selects the im2col path; read once, so a step never
+ * mixes backends between a scratch size and the call it was sized for. The setter (tests)
+ * overrides it; atomic because nothing stops two threads from asking at once. */
+static pthread_once_t g_backend_once = PTHREAD_ONCE_INIT;
+static atomic_int g_backend = RELATE_CONV_ONEDNN;
+
+static void read_backend_env(void)
+{
+    const char *v = getenv("RELATE_CONV");
+    if (v && strcmp(v, "blas") == 0)
+        atomic_store(&g_backend, RELATE_CONV_BLAS);
+}
 
 relate_conv_backend relate_conv2d_get_backend(void)
 {
-    if (g_backend < 0) {
-        const char *v = getenv("RELATE_CONV");
-        g_backend = (v && strcmp(v, "blas") == 0) ? RELATE_CONV_BLAS : RELATE_CONV_ONEDNN;
-    }
-    return (relate_conv_backend)g_backend;
+    pthread_once(&g_backend_once, read_backend_env);
+    return (relate_conv_backend)atomic_load(&g_backend);
 }
 
-void relate_conv2d_set_backend(relate_conv_backend b) { g_backend = (int)b; }
+void relate_conv2d_set_backend(relate_conv_backend b)
+{
+    pthread_once(&g_backend_once, read_backend_env);
+    atomic_store(&g_backend, (int)b);
+}
 
 const char *relate_conv2d_backend_name(void)
 {
@@ -240,9 +253,10 @@ void relate_conv2d_backward(float *dx, float *dw, const float *dy, const float *
     if (!dx && !dw)
         return;
     if (relate_conv2d_get_backend() == RELATE_CONV_ONEDNN &&
-        relate_conv2d_onednn_backward(dx, dw, dy, x, w, d, scratch) == 0)
+        relate_conv2d_onednn_backward(&dx, &dw, dy, x, w, d, scratch) == 0)
         return;
-    blas_backward(dx, dw, dy, x, w, d, scratch);
+    if (dx || dw)
+        blas_backward(dx, dw, dy, x, w, d, scratch);
 }
 
 void relate_conv2d_forward_ref(float *y, const float *x, const float *w, const relate_conv2d_dims *d)

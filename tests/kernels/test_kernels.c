@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "kernels/conv2d_internal.h"
 #include "kernels/kernels.h"
 #include "test_util.h"
 
@@ -236,6 +237,129 @@ static void test_conv(int fd)
         free(c.in[1]);
         free(a.scratch);
     }
+}
+
+/* Both convolution backends in one process (switched through the setter), against each other and
+ * the double reference, on channel counts where oneDNN picks its blocked JIT kernels (16, 32,
+ * 64, padded blocks of 8/20/24, a 3-channel stem, stride 2, 1x1) that test_conv's small shapes
+ * do not reach. Gradients start non-zero, so oneDNN's summing reorders are checked too. */
+static void test_conv_backends(void)
+{
+    static const int shapes[][9] = {
+        /* n, c, h, w, o, kh, kw, stride, pad */
+        {4, 16, 16, 16, 16, 3, 3, 1, 1}, {3, 16, 12, 12, 32, 3, 3, 2, 1}, {3, 32, 8, 8, 64, 1, 1, 2, 0},
+        {2, 3, 16, 16, 8, 3, 3, 1, 1},   {2, 8, 9, 9, 16, 3, 3, 1, 1},    {2, 20, 7, 7, 24, 3, 3, 1, 1},
+        {2, 64, 4, 4, 64, 3, 3, 1, 1},
+    };
+    const relate_conv_backend keep = relate_conv2d_get_backend();
+    static const relate_conv_backend backends[2] = {RELATE_CONV_ONEDNN, RELATE_CONV_BLAS};
+    for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++) {
+        const int *q = shapes[s];
+        relate_conv2d_dims d = {.n = q[0], .c = q[1], .h = q[2], .w = q[3], .o = q[4], .kh = q[5],
+                                .kw = q[6], .stride = q[7], .pad = q[8]};
+        CHECK(relate_conv2d_dims_init(&d) == 0);
+        const size_t nx = (size_t)d.n * d.c * d.h * d.w, nw = (size_t)d.o * d.c * d.kh * d.kw,
+                     ny = (size_t)d.n * d.o * d.ho * d.wo;
+        float *x = frand(nx), *w = frand(nw), *dy = frand(ny), *gx0 = frand(nx), *gw0 = frand(nw);
+        float *y[2], *gx[2], *gw[2];
+        for (int b = 0; b < 2; b++) {
+            relate_conv2d_set_backend(backends[b]);
+            const size_t sf = relate_conv2d_scratch_floats(&d, relate_get_threads());
+            float *scratch = falloc(sf);
+            for (size_t i = 0; i < sf; i++)
+                scratch[i] = NAN;
+            y[b] = falloc(ny);
+            gx[b] = falloc(nx);
+            gw[b] = falloc(nw);
+            memcpy(gx[b], gx0, nx * sizeof(float));
+            memcpy(gw[b], gw0, nw * sizeof(float));
+            relate_conv2d_forward(y[b], x, w, &d, scratch);
+            relate_conv2d_backward(gx[b], gw[b], dy, x, w, &d, scratch);
+            free(scratch);
+        }
+        float *yr = falloc(ny), *gxr = falloc(nx), *gwr = falloc(nw);
+        memcpy(gxr, gx0, nx * sizeof(float));
+        memcpy(gwr, gw0, nw * sizeof(float));
+        relate_conv2d_forward_ref(yr, x, w, &d);
+        relate_conv2d_backward_ref(gxr, gwr, dy, x, w, &d);
+        char name[160];
+        for (int b = 0; b < 2; b++) {
+            const char *bn = b ? "blas" : "onednn";
+            snprintf(name, sizeof name, "conv2d %s c%d o%d %dx%d k%d s%d: forward vs reference", bn, d.c, d.o, d.h,
+                     d.w, d.kh, d.stride);
+            relate_test_check_close(name, y[b], yr, ny, REF_BOUND);
+            snprintf(name, sizeof name, "conv2d %s c%d o%d %dx%d k%d s%d: dx accumulated vs reference", bn, d.c,
+                     d.o, d.h, d.w, d.kh, d.stride);
+            relate_test_check_close(name, gx[b], gxr, nx, REF_BOUND);
+            snprintf(name, sizeof name, "conv2d %s c%d o%d %dx%d k%d s%d: dw accumulated vs reference", bn, d.c,
+                     d.o, d.h, d.w, d.kh, d.stride);
+            relate_test_check_close(name, gw[b], gwr, nw, REF_BOUND);
+        }
+        snprintf(name, sizeof name, "conv2d c%d o%d %dx%d: onednn vs blas forward", d.c, d.o, d.h, d.w);
+        relate_test_check_close(name, y[0], y[1], ny, REF_BOUND);
+        snprintf(name, sizeof name, "conv2d c%d o%d %dx%d: onednn vs blas dw", d.c, d.o, d.h, d.w);
+        relate_test_check_close(name, gw[0], gw[1], nw, REF_BOUND);
+        for (int b = 0; b < 2; b++) {
+            free(y[b]);
+            free(gx[b]);
+            free(gw[b]);
+        }
+        free(yr);
+        free(gxr);
+        free(gwr);
+        free(x);
+        free(w);
+        free(dy);
+        free(gx0);
+        free(gw0);
+    }
+    relate_conv2d_set_backend(RELATE_CONV_BLAS);
+    CHECK(strcmp(relate_conv2d_backend_name(), "im2col+openblas") == 0);
+    relate_conv2d_set_backend(RELATE_CONV_ONEDNN);
+    CHECK(strcmp(relate_conv2d_backend_name(), "onednn") == 0);
+    relate_conv2d_set_backend(keep);
+}
+
+/* oneDNN fixes its work split (and so the summation order of dW) when a primitive is created:
+ * a result must depend on the thread count it runs at, not on which count first met the shape. */
+static void test_conv_thread_history(void)
+{
+    const relate_conv_backend keep = relate_conv2d_get_backend();
+    const int threads = relate_get_threads();
+    relate_conv2d_set_backend(RELATE_CONV_ONEDNN);
+    relate_conv2d_dims d = {.n = 16, .c = 16, .h = 16, .w = 16, .o = 16, .kh = 3, .kw = 3, .stride = 1, .pad = 1};
+    CHECK(relate_conv2d_dims_init(&d) == 0);
+    const size_t nx = (size_t)d.n * d.c * d.h * d.w, nw = (size_t)d.o * d.c * d.kh * d.kw,
+                 ny = (size_t)d.n * d.o * d.ho * d.wo;
+    float *x = frand(nx), *w = frand(nw), *dy = frand(ny), *gw[2], *gx[2];
+    for (int k = 0; k < 2; k++) {
+        relate_conv2d_onednn_clear_cache();
+        if (k == 1) { /* first meeting at 3 threads, then the run at 1 */
+            relate_set_threads(3);
+            float *scratch = falloc(relate_conv2d_scratch_floats(&d, 3));
+            float *t = falloc(nw);
+            relate_conv2d_backward(NULL, t, dy, x, w, &d, scratch);
+            free(t);
+            free(scratch);
+        }
+        relate_set_threads(1);
+        float *scratch = falloc(relate_conv2d_scratch_floats(&d, 1));
+        gw[k] = falloc(nw);
+        gx[k] = falloc(nx);
+        relate_conv2d_backward(gx[k], gw[k], dy, x, w, &d, scratch);
+        free(scratch);
+    }
+    check_bits("dw", "conv2d at 1 thread after 3", gw[0], gw[1], nw * sizeof(float));
+    check_bits("dx", "conv2d at 1 thread after 3", gx[0], gx[1], nx * sizeof(float));
+    for (int k = 0; k < 2; k++) {
+        free(gw[k]);
+        free(gx[k]);
+    }
+    free(x);
+    free(w);
+    free(dy);
+    relate_set_threads(threads);
+    relate_conv2d_set_backend(keep);
 }
 
 static void test_conv_dims(void)
@@ -1272,5 +1396,14 @@ int main(void)
             test_losses(fd);
         }
     }
+    relate_set_threads(2);
+    test_conv_backends();
+    test_conv_thread_history();
+    /* The whole conv battery once more on the other backend than the one the environment chose
+     * (ctest also runs this binary with RELATE_CONV=blas), so one run covers both. */
+    const relate_conv_backend env_backend = relate_conv2d_get_backend();
+    relate_conv2d_set_backend(env_backend == RELATE_CONV_BLAS ? RELATE_CONV_ONEDNN : RELATE_CONV_BLAS);
+    test_conv(0);
+    relate_conv2d_set_backend(env_backend);
     return relate_test_finish();
 }
