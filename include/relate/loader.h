@@ -55,6 +55,7 @@ typedef struct relate_batch {
     int64_t number;      /* 0-based batch number within the epoch */
     int size;            /* B of this batch (the last one may be smaller) */
     int views;
+    int side;            /* S: images are S x S */
     float *images;       /* [views * size, 3, S, S]: rows k*size .. k*size+size-1 hold view k */
     int32_t *labels;     /* [size] */
     int64_t *indices;    /* [size]: dataset indices */
@@ -72,6 +73,9 @@ void relate_loader_start_epoch(relate_loader *l, int epoch);
 int relate_loader_next(relate_loader *l, relate_batch *b);
 int64_t relate_loader_batches_per_epoch(const relate_loader *l);
 void relate_loader_destroy(relate_loader *l);
+/* The order a shuffling loader visits n items in epoch `epoch` (a Fisher-Yates permutation keyed
+ * by seed and epoch), for code that batches precomputed rows the same way. */
+void relate_shuffle_order(int64_t *order, int64_t n, uint64_t seed, int epoch);
 
 #ifdef __cplusplus
 }

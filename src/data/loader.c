@@ -193,21 +193,29 @@ void relate_loader_start_epoch(relate_loader *l, int epoch)
     for (int i = 0; i < l->nslots; i++)
         l->slots[i].state = SLOT_FREE;
     l->epoch = epoch;
-    for (int64_t i = 0; i < l->n; i++)
-        l->order[i] = i;
     if (l->cfg.shuffle) {
-        relate_rng r;
-        relate_rng_init(&r, l->cfg.seed, (uint32_t)epoch, 0, (uint32_t)RELATE_PURPOSE_SHUFFLE << 24);
-        for (int64_t i = l->n - 1; i > 0; i--) {
-            int64_t k = (int64_t)relate_rng_below(&r, (uint32_t)(i + 1));
-            int64_t t = l->order[i];
-            l->order[i] = l->order[k];
-            l->order[k] = t;
-        }
+        relate_shuffle_order(l->order, l->n, l->cfg.seed, epoch);
+    } else {
+        for (int64_t i = 0; i < l->n; i++)
+            l->order[i] = i;
     }
     l->next_job = l->next_out = l->released = 0;
     pthread_cond_broadcast(&l->work);
     pthread_mutex_unlock(&l->mu);
+}
+
+void relate_shuffle_order(int64_t *order, int64_t n, uint64_t seed, int epoch)
+{
+    for (int64_t i = 0; i < n; i++)
+        order[i] = i;
+    relate_rng r;
+    relate_rng_init(&r, seed, (uint32_t)epoch, 0, (uint32_t)RELATE_PURPOSE_SHUFFLE << 24);
+    for (int64_t i = n - 1; i > 0; i--) {
+        int64_t k = (int64_t)relate_rng_below(&r, (uint32_t)(i + 1));
+        int64_t t = order[i];
+        order[i] = order[k];
+        order[k] = t;
+    }
 }
 
 int relate_loader_next(relate_loader *l, relate_batch *b)
@@ -234,6 +242,7 @@ int relate_loader_next(relate_loader *l, relate_batch *b)
     b->number = j;
     b->size = s->size;
     b->views = l->cfg.views;
+    b->side = l->side;
     b->images = s->images;
     b->labels = s->labels;
     b->indices = s->indices;
