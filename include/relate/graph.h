@@ -68,6 +68,11 @@ relate_tensor *relate_param_tensor(relate_graph *g, relate_param *p);
 /* "[8, 3, 32, 32]": a tensor's shape for messages; returns buf. */
 const char *relate_shape_str(const relate_tensor *t, char *buf, size_t size);
 
+/* Threads of the compute kernels (OpenMP and OpenBLAS); results are deterministic for a given
+ * count. */
+void relate_set_threads(int n);
+int relate_get_threads(void);
+
 /* Runs the backward pass from a scalar (numel 1) tensor, seeding its gradient with 1. */
 relate_status relate_graph_backward(relate_graph *g, relate_tensor *loss);
 
@@ -103,6 +108,8 @@ relate_tensor *relate_mean(relate_graph *g, relate_tensor *x);
 relate_tensor *relate_concat(relate_graph *g, relate_tensor *a, relate_tensor *b, int dim);
 /* x[start : start+count] along dim 0. */
 relate_tensor *relate_slice_rows(relate_graph *g, relate_tensor *x, int64_t start, int64_t count);
+/* x[:, start : start+count] of a 2-D tensor. */
+relate_tensor *relate_slice_cols(relate_graph *g, relate_tensor *x, int64_t start, int64_t count);
 /* torch.roll(x, shift, dims=0). */
 relate_tensor *relate_roll_rows(relate_graph *g, relate_tensor *x, int64_t shift);
 /* Same data, new shape of equal numel. */
@@ -110,6 +117,11 @@ relate_tensor *relate_reshape(relate_graph *g, relate_tensor *x, int ndim, const
 /* op(a) @ op(b) for 2-D tensors. */
 relate_tensor *relate_matmul(relate_graph *g, relate_tensor *a, relate_tensor *b, bool trans_a,
                              bool trans_b);
+/* Pair rows: y[p] = a[ia[p]] + b[ib[p]] (+ bias), or with max=true torch.maximum(a[ia[p]],
+ * b[ib[p]]) (+ bias), for p < rows: [rows, C] from a [Na, C] and b [Nb, C] (a and b may be the same
+ * tensor). relationnet's pairs without materialising them per layer. The index lists are copied. */
+relate_tensor *relate_pair_rows(relate_graph *g, relate_tensor *a, const int32_t *ia, relate_tensor *b,
+                                const int32_t *ib, int64_t rows, relate_tensor *bias, bool max);
 relate_tensor *relate_log_softmax(relate_graph *g, relate_tensor *x);
 /* F.normalize(x [N,C], p=2, dim=1, eps). */
 relate_tensor *relate_l2_normalize(relate_graph *g, relate_tensor *x, float eps);

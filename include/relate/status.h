@@ -23,7 +23,8 @@ typedef enum relate_status {
     RELATE_ERR_IO,      /* a file could not be read or written */
     RELATE_ERR_FORMAT,  /* a file is truncated, corrupt or foreign */
     RELATE_ERR_NUMERIC, /* NaN or infinite values */
-    RELATE_ERR_INTERNAL /* a broken invariant: a bug in relate */
+    RELATE_ERR_INTERNAL, /* a broken invariant: a bug in relate */
+    RELATE_ERR_INTERRUPTED /* the user asked to stop (SIGINT) */
 } relate_status;
 
 typedef struct relate_error {

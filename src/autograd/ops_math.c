@@ -201,6 +201,35 @@ relate_tensor *relate_slice_rows(relate_graph *g, relate_tensor *x, int64_t star
     return y;
 }
 
+static void slice_cols_backward(relate_graph *g, void *p)
+{
+    move_ctx *c = p;
+    float *dx = c->y->grad ? relate_grad_of(g, c->a) : NULL;
+    if (!dx)
+        return;
+    const int64_t rows = c->a->shape[0], cols = c->a->shape[1], count = c->y->shape[1];
+    for (int64_t r = 0; r < rows; r++)
+        relate_axpy(dx + r * cols + c->start, c->y->grad + r * count, 1.0f, (size_t)count);
+}
+
+relate_tensor *relate_slice_cols(relate_graph *g, relate_tensor *x, int64_t start, int64_t count)
+{
+    if (!x)
+        return NULL;
+    char s1[64];
+    if (x->ndim != 2 || start < 0 || count < 0 || start + count > x->shape[1])
+        return relate_graph_fail(g, RELATE_ERR_SHAPE, "slice columns [%lld, %lld) out of range for %s",
+                                 (long long)start, (long long)(start + count), SHAPE(x, s1));
+    relate_tensor *y = relate_op_output(g, 2, (int64_t[]){x->shape[0], count}, x, NULL);
+    if (!y)
+        return NULL;
+    for (int64_t r = 0; r < x->shape[0]; r++)
+        memcpy(y->data + r * count, x->data + r * x->shape[1] + start, (size_t)count * sizeof(float));
+    if (y->requires_grad && !relate_op_save(g, slice_cols_backward, &(move_ctx){x, NULL, y, start, 0, 1}, sizeof(move_ctx)))
+        return NULL;
+    return y;
+}
+
 static void roll_backward(relate_graph *g, void *p)
 {
     move_ctx *c = p;

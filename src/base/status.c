@@ -33,6 +33,7 @@ const char *relate_status_name(relate_status code)
     case RELATE_ERR_FORMAT: return "bad file format";
     case RELATE_ERR_NUMERIC: return "non-finite value";
     case RELATE_ERR_INTERNAL: return "internal error";
+    case RELATE_ERR_INTERRUPTED: return "interrupted";
     }
     return "unknown error";
 }

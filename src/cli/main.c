@@ -11,6 +11,10 @@
 
 int relate_cmd_data(int argc, char **argv);     /* cmd_data.c */
 int relate_cmd_download(int argc, char **argv); /* cmd_download.c */
+int relate_cmd_pretrain(int argc, char **argv);  /* cmd_train.c */
+int relate_cmd_lineval(int argc, char **argv);   /* cmd_train.c */
+int relate_cmd_test(int argc, char **argv);      /* cmd_train.c */
+int relate_cmd_export(int argc, char **argv);    /* cmd_export.c */
 
 static int cmd_info(int argc, char **argv)
 {
@@ -62,11 +66,12 @@ static void usage(FILE *out)
             "usage: relate <command> [flags]\n\n"
             "commands:\n"
             "  info                      layer table, feature size and parameter count of a backbone\n"
-            "  train_unsupervised        stage 1, self-supervised pretraining      (not built yet)\n"
-            "  train_linear_evaluation   stage 2, linear evaluation / finetuning    (not built yet)\n"
-            "  test                      stage 3, test accuracy                      (not built yet)\n"
+            "  train_unsupervised        stage 1, self-supervised pretraining (alias: pretrain)\n"
+            "  train_linear_evaluation   stage 2, linear evaluation / finetuning (alias: lineval)\n"
+            "  test                      stage 3, test accuracy of a stage-2 checkpoint\n"
             "  data                      a dataset's splits, classes, image size and normalisation\n"
-            "  download                  fetch, verify (MD5) and extract a dataset archive\n\n"
+            "  download                  fetch, verify (MD5) and extract a dataset archive\n"
+            "  export                    a checkpoint's backbone as safetensors\n\n"
             "Run `relate <command> --help` for its flags.\n",
             RELATE_VERSION);
 }
@@ -92,16 +97,14 @@ int main(int argc, char **argv)
         return relate_cmd_data(argc - 2, argv + 2);
     if (strcmp(cmd, "download") == 0)
         return relate_cmd_download(argc - 2, argv + 2);
-    static const char *const pending[] = {"train_unsupervised", "pretrain", "train_linear_evaluation", "lineval",
-                                          "test", "export", NULL};
-    for (int i = 0; pending[i]; i++)
-        if (strcmp(cmd, pending[i]) == 0) {
-            fprintf(stderr,
-                    "relate %s: not built yet. This release has the engine (tensors, autograd, kernels,\n"
-                    "optimizers, backbones); the training stages come next (see README.md).\n",
-                    cmd);
-            return 2;
-        }
+    if (strcmp(cmd, "train_unsupervised") == 0 || strcmp(cmd, "pretrain") == 0)
+        return relate_cmd_pretrain(argc - 2, argv + 2);
+    if (strcmp(cmd, "train_linear_evaluation") == 0 || strcmp(cmd, "lineval") == 0)
+        return relate_cmd_lineval(argc - 2, argv + 2);
+    if (strcmp(cmd, "test") == 0)
+        return relate_cmd_test(argc - 2, argv + 2);
+    if (strcmp(cmd, "export") == 0)
+        return relate_cmd_export(argc - 2, argv + 2);
     fprintf(stderr, "relate: unknown command '%s'\n\n", cmd);
     usage(stderr);
     return 2;

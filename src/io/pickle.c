@@ -330,8 +330,8 @@ static relate_status push_global(pk_parser *ps, const char *module, size_t mlen,
             used = w < 0 ? used : used + (size_t)w;
         }
         return relate_error_set(ps->err, RELATE_ERR_FORMAT,
-                                "pickle: refers to the global %.*s.%.*s (offset %zu), which relate never loads; "
-                                "allowed here: %s. Nothing was executed; the file is not the expected data",
+                                "pickle: refers to the global %.*s.%.*s (offset %zu), which relate never loads. "
+                                "Nothing was executed; the file is not the expected data (allowed here: %s)",
                                 (int)(mlen > 100 ? 100 : mlen), module, (int)(nlen > 100 ? 100 : nlen), name,
                                 ps->op_pos, *allowed ? allowed : "none");
     }

@@ -120,6 +120,16 @@ void relate_mul_backward(float *da, float *db, const float *dy, const float *a, 
 void relate_scale_forward(float *y, const float *x, float alpha, size_t count);
 /* dx += alpha * dy (also the backward of add, with alpha = 1). */
 void relate_axpy(float *dx, const float *dy, float alpha, size_t count);
+/* Pair rows (relationnet's aggregation): y[p] = a[ia[p]] + b[ib[p]] (+ bias) for SUM, or
+ * max(a[ia[p]], b[ib[p]]) (+ bias) for MAX; a, b have `cols` columns. Backward scatters dy back
+ * (ties of MAX split as torch.maximum does); da and db may be the same buffer. */
+typedef enum relate_pair_mode { RELATE_PAIR_SUM = 0, RELATE_PAIR_MAX = 1 } relate_pair_mode;
+void relate_pair_rows_forward(float *y, const float *a, const int32_t *ia, const float *b, const int32_t *ib,
+                              const float *bias, int64_t rows, int64_t cols, relate_pair_mode mode);
+void relate_pair_rows_backward(float *da, float *db, float *dbias, const float *dy, const float *a,
+                               const int32_t *ia, const float *b, const int32_t *ib, int64_t rows, int64_t cols,
+                               relate_pair_mode mode);
+
 /* torch.maximum(a, b); backward as PyTorch 1.13: where a == b each side gets dy/2, otherwise the
  * larger side gets dy. */
 void relate_maximum_forward(float *y, const float *a, const float *b, size_t count);

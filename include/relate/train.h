@@ -1,0 +1,90 @@
+/* relate/train.h: the three stages of spec 1.1 as library calls, with the reference's console
+ * lines, log file and checkpoint layout (spec 1.3-1.5, 5).
+ * Not argument parsing (src/cli does that) and not the methods (relate/method.h).
+ *
+ *   relate_pretrain_options o = relate_pretrain_defaults();
+ *   o.method.method = "relationnet"; o.method.K = 4; o.dataset = "fashionmnist"; o.epochs = 2;
+ *   if (relate_pretrain(&o, &err) != RELATE_OK) fprintf(stderr, "%s\n", err.msg);
+ */
+#ifndef RELATE_TRAIN_H
+#define RELATE_TRAIN_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include "relate/data.h"
+#include "relate/method.h"
+#include "relate/nn.h"
+#include "relate/status.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct relate_pretrain_options {
+    relate_method_config method; /* method, backbone, K, aggregation, seed; epochs and classes are filled in */
+    const char *seed_text;       /* the seed as the user wrote it, for file names ("1"; "-1") */
+    const char *dataset, *data_root;
+    const char *id;              /* "" or a tag inserted in file names */
+    const char *checkpoint;      /* "" or a stage-1 checkpoint to resume from */
+    const char *out_root;        /* "./checkpoint" */
+    int epoch_start;             /* -1: from the checkpoint's "epoch" key, else 0 */
+    int epochs;
+    int data_size;               /* B */
+    int num_workers;             /* loader threads */
+    int64_t limit_train_batches; /* > 0: stop each epoch after this many batches */
+    FILE *out;                   /* console (stdout) */
+    bool progress;               /* a progress bar on `out` (a terminal) */
+} relate_pretrain_options;
+
+relate_pretrain_options relate_pretrain_defaults(void);
+relate_status relate_pretrain(const relate_pretrain_options *o, relate_error *err);
+
+typedef struct relate_lineval_options {
+    const char *backbone, *dataset, *data_root, *method, *id, *checkpoint, *out_root;
+    uint64_t seed;
+    const char *seed_text;
+    int epochs, data_size, num_workers;
+    bool finetune;
+    bool cache_features;         /* linear evaluation: extract features once (default true) */
+    int64_t limit_train_batches;
+    FILE *out;
+    bool progress;
+    char saved_path[2048];       /* out: the checkpoint written */
+    double test_accuracy;        /* out */
+} relate_lineval_options;
+
+relate_lineval_options relate_lineval_defaults(void);
+relate_status relate_lineval(relate_lineval_options *o, relate_error *err);
+
+typedef struct relate_test_options {
+    const char *backbone, *dataset, *data_root, *checkpoint, *seed_text;
+    int data_size;
+    FILE *out;
+    double loss, accuracy;       /* out */
+} relate_test_options;
+
+relate_test_options relate_test_defaults(void);
+relate_status relate_test(relate_test_options *o, relate_error *err);
+
+/* Test procedure of spec 5.3: eval mode, no gradients, batches in order; loss and accuracy are
+ * weighted by batch size. */
+relate_status relate_evaluate(relate_backbone *bb, relate_linear_layer *cls, const relate_split *split,
+                              const relate_dataset_info *info, int batch_size, double *loss, double *accuracy,
+                              relate_error *err);
+/* Eval-mode features of every image of a split under a deterministic pipeline (T5/T6):
+ * out [count, d] in index order. */
+relate_status relate_extract_features(relate_backbone *bb, const relate_split *split,
+                                      const relate_dataset_info *info, relate_pipeline pipeline, int batch_size,
+                                      float *out, relate_error *err);
+
+/* SIGINT handling: the CLI's handler calls relate_request_stop(); the stages finish the current
+ * step, write nothing half-made and return RELATE_ERR_INTERRUPTED. */
+void relate_request_stop(void);
+bool relate_stop_requested(void);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

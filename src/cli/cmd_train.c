@@ -1,0 +1,227 @@
+/* cmd_train.c: the three stages as the reference's programs: `relate train_unsupervised`
+ * (pretrain), `relate train_linear_evaluation` (lineval) and `relate test`, with the reference's
+ * flags and defaults (spec 1.2) plus --data_root, --threads and --limit_train_batches.
+ * Not where training happens: each command fills a relate/train.h options struct. */
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "cli/args.h"
+#include "relate/graph.h"
+#include "relate/train.h"
+
+int relate_cmd_pretrain(int argc, char **argv);
+int relate_cmd_lineval(int argc, char **argv);
+int relate_cmd_test(int argc, char **argv);
+
+static void on_sigint(int sig)
+{
+    (void)sig;
+    relate_request_stop();
+    /* A second Ctrl-C ends the process at once (the default action). */
+    signal(SIGINT, SIG_DFL);
+}
+
+static void install_sigint(void)
+{
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_sigint;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGINT, &sa, NULL);
+}
+
+static int exit_code(relate_status st)
+{
+    switch (st) {
+    case RELATE_OK: return 0;
+    case RELATE_ERR_ARG: return 2;
+    case RELATE_ERR_INTERRUPTED: return 130;
+    default: return 1;
+    }
+}
+
+/* The reference's --seed: -1 means "not seeded"; relate then draws a seed from the clock and
+ * prints it, so even such a run can be repeated. */
+static uint64_t resolve_seed(long seed, FILE *out)
+{
+    if (seed >= 0)
+        return (uint64_t)seed;
+    uint64_t s = (uint64_t)time(NULL) ^ ((uint64_t)getpid() << 16);
+    fprintf(out, "[INFO] --seed=-1: using seed %llu drawn from the clock\n", (unsigned long long)s);
+    return s;
+}
+
+static void apply_threads(long threads)
+{
+    if (threads > 0)
+        relate_set_threads((int)threads);
+}
+
+#define COMMON_FLAGS                                                                                                 \
+    {"data_root", RELATE_ARG_STR, "./data", "folder that holds the datasets (relate download puts them there)", NULL}, \
+        {"threads", RELATE_ARG_INT, "0", "compute threads (0: OMP_NUM_THREADS or every core)", NULL},                \
+        {"gpu", RELATE_ARG_STR, "0", "accepted for compatibility with the reference; relate runs on the CPU", NULL}
+
+int relate_cmd_pretrain(int argc, char **argv)
+{
+    relate_arg_spec specs[] = {
+        {"seed", RELATE_ARG_INT, "1", "seed of every random draw; relate's default is 1 (the reference's -1 "
+                                      "crashes; here -1 draws a seed from the clock and prints it)", NULL},
+        {"epoch_start", RELATE_ARG_INT, "-1", "first epoch (0-based); default: the epoch stored in --checkpoint, "
+                                              "else 0", NULL},
+        {"epochs", RELATE_ARG_INT, "200", "total number of epochs E", NULL},
+        {"dataset", RELATE_ARG_STR, "cifar10", "cifar10, cifar100, supercifar100, stl10, tiny, slim, fashionmnist, "
+                                               "mnist, folder:PATH[@S]", NULL},
+        {"backbone", RELATE_ARG_STR, "conv4", "conv4, resnet8, resnet32, resnet56, resnet34", NULL},
+        {"method", RELATE_ARG_STR, "relationnet", "relationnet, standard, randomweights (simclr, rotationnet, "
+                                                  "deepinfomax, deepcluster: not built yet)", NULL},
+        {"data_size", RELATE_ARG_INT, "128", "mini-batch size B (the paper uses 64 for relationnet)", NULL},
+        {"K", RELATE_ARG_INT, "32", "augmentations per image (relationnet)", NULL},
+        {"aggregation", RELATE_ARG_STR, "cat", "relationnet pair aggregation: cat, sum, mean, max", NULL},
+        {"id", RELATE_ARG_STR, "", "extra tag inserted in the file names", NULL},
+        {"checkpoint", RELATE_ARG_STR, "", "resume from this stage-1 checkpoint (model, optimizer and epoch)", NULL},
+        {"num_workers", RELATE_ARG_INT, "8", "data-loading threads (results do not depend on it)", NULL},
+        {"limit_train_batches", RELATE_ARG_INT, "0", "stop every epoch after this many batches (0: all)", NULL},
+        COMMON_FLAGS,
+    };
+    const int n = (int)(sizeof specs / sizeof specs[0]);
+    bool help;
+    int rc = relate_args_parse("train_unsupervised", specs, n, argc, argv, &help);
+    if (rc)
+        return rc;
+    if (help) {
+        relate_args_usage("train_unsupervised",
+                          "Stage 1: self-supervised pretraining. Writes ./checkpoint/METHOD/DATASET/"
+                          "HEADER_epoch_E.tar at 25/50/75/100 % of the epochs and log_HEADER.csv.",
+                          specs, n);
+        return 0;
+    }
+    apply_threads(relate_args_get_int(specs, n, "threads"));
+    relate_pretrain_options o = relate_pretrain_defaults();
+    const char *seed_text = relate_args_get(specs, n, "seed");
+    o.seed_text = seed_text;
+    o.method.seed = resolve_seed(relate_args_get_int(specs, n, "seed"), stdout);
+    o.method.method = relate_args_get(specs, n, "method");
+    o.method.backbone = relate_args_get(specs, n, "backbone");
+    o.method.K = (int)relate_args_get_int(specs, n, "K");
+    o.method.aggregation = relate_args_get(specs, n, "aggregation");
+    o.dataset = relate_args_get(specs, n, "dataset");
+    o.data_root = relate_args_get(specs, n, "data_root");
+    o.id = relate_args_get(specs, n, "id");
+    o.checkpoint = relate_args_get(specs, n, "checkpoint");
+    o.epoch_start = (int)relate_args_get_int(specs, n, "epoch_start");
+    o.epochs = (int)relate_args_get_int(specs, n, "epochs");
+    o.data_size = (int)relate_args_get_int(specs, n, "data_size");
+    o.num_workers = (int)relate_args_get_int(specs, n, "num_workers");
+    o.limit_train_batches = relate_args_get_int(specs, n, "limit_train_batches");
+    o.progress = isatty(STDOUT_FILENO);
+    if (o.epochs < 1 || o.data_size < 1 || o.num_workers < 0) {
+        fprintf(stderr, "relate train_unsupervised: --epochs and --data_size must be >= 1, --num_workers >= 0\n");
+        return 2;
+    }
+    install_sigint();
+    relate_error err = {0};
+    relate_status st = relate_pretrain(&o, &err);
+    if (st != RELATE_OK)
+        fprintf(stderr, "relate train_unsupervised: %s\n", err.msg);
+    return exit_code(st);
+}
+
+int relate_cmd_lineval(int argc, char **argv)
+{
+    relate_arg_spec specs[] = {
+        {"seed", RELATE_ARG_INT, "1", "seed (relate's default 1; -1 draws one from the clock)", NULL},
+        {"epochs", RELATE_ARG_INT, "100", "number of epochs", NULL},
+        {"dataset", RELATE_ARG_STR, "cifar10", "dataset to train the linear layer on and to test", NULL},
+        {"backbone", RELATE_ARG_STR, "conv4", "must match the checkpoint", NULL},
+        {"method", RELATE_ARG_STR, "standard", "only names the output folder and file (as in the reference)", NULL},
+        {"data_size", RELATE_ARG_INT, "128", "mini-batch size", NULL},
+        {"checkpoint", RELATE_ARG_STR, "./", "stage-1 checkpoint (its 'backbone' entry is used)", NULL},
+        {"finetune", RELATE_ARG_STR, "False", "True or true: finetune the whole network instead", NULL},
+        {"num_workers", RELATE_ARG_INT, "8", "data-loading threads", NULL},
+        {"id", RELATE_ARG_STR, "", "extra tag inserted in the file names", NULL},
+        {"limit_train_batches", RELATE_ARG_INT, "0", "stop every epoch after this many batches (0: all)", NULL},
+        {"feature_cache", RELATE_ARG_STR, "True", "linear evaluation: extract the frozen features once (False: run "
+                                                  "the backbone on every batch; same result, slower)", NULL},
+        COMMON_FLAGS,
+    };
+    const int n = (int)(sizeof specs / sizeof specs[0]);
+    bool help;
+    int rc = relate_args_parse("train_linear_evaluation", specs, n, argc, argv, &help);
+    if (rc)
+        return rc;
+    if (help) {
+        relate_args_usage("train_linear_evaluation",
+                          "Stage 2: a linear layer on a frozen stage-1 backbone (or --finetune=True), then the test "
+                          "accuracy. Writes ./checkpoint/METHOD/DATASET/HEADER_epoch_E_linear_evaluation.tar.",
+                          specs, n);
+        return 0;
+    }
+    apply_threads(relate_args_get_int(specs, n, "threads"));
+    relate_lineval_options o = relate_lineval_defaults();
+    o.seed_text = relate_args_get(specs, n, "seed");
+    o.seed = resolve_seed(relate_args_get_int(specs, n, "seed"), stdout);
+    o.epochs = (int)relate_args_get_int(specs, n, "epochs");
+    o.dataset = relate_args_get(specs, n, "dataset");
+    o.backbone = relate_args_get(specs, n, "backbone");
+    o.method = relate_args_get(specs, n, "method");
+    o.data_size = (int)relate_args_get_int(specs, n, "data_size");
+    o.checkpoint = relate_args_get(specs, n, "checkpoint");
+    const char *ft = relate_args_get(specs, n, "finetune");
+    o.finetune = strcmp(ft, "True") == 0 || strcmp(ft, "true") == 0;
+    const char *fc = relate_args_get(specs, n, "feature_cache");
+    o.cache_features = !(strcmp(fc, "False") == 0 || strcmp(fc, "false") == 0);
+    o.num_workers = (int)relate_args_get_int(specs, n, "num_workers");
+    o.id = relate_args_get(specs, n, "id");
+    o.data_root = relate_args_get(specs, n, "data_root");
+    o.limit_train_batches = relate_args_get_int(specs, n, "limit_train_batches");
+    o.progress = isatty(STDOUT_FILENO);
+    install_sigint();
+    relate_error err = {0};
+    relate_status st = relate_lineval(&o, &err);
+    if (st != RELATE_OK)
+        fprintf(stderr, "relate train_linear_evaluation: %s\n", err.msg);
+    return exit_code(st);
+}
+
+int relate_cmd_test(int argc, char **argv)
+{
+    relate_arg_spec specs[] = {
+        {"seed", RELATE_ARG_INT, "1", "printed in the result block (the test itself draws nothing)", NULL},
+        {"dataset", RELATE_ARG_STR, "cifar10", "dataset whose test split is evaluated (as in stage 2)", NULL},
+        {"backbone", RELATE_ARG_STR, "conv4", "must match the checkpoint", NULL},
+        {"data_size", RELATE_ARG_INT, "256", "test mini-batch size", NULL},
+        {"checkpoint", RELATE_ARG_STR, "./", "stage-2 checkpoint (five keys)", NULL},
+        COMMON_FLAGS,
+    };
+    const int n = (int)(sizeof specs / sizeof specs[0]);
+    bool help;
+    int rc = relate_args_parse("test", specs, n, argc, argv, &help);
+    if (rc)
+        return rc;
+    if (help) {
+        relate_args_usage("test", "Stage 3: loss and accuracy of a stage-2 checkpoint on the test split.", specs, n);
+        return 0;
+    }
+    apply_threads(relate_args_get_int(specs, n, "threads"));
+    relate_test_options o = relate_test_defaults();
+    o.seed_text = relate_args_get(specs, n, "seed");
+    o.dataset = relate_args_get(specs, n, "dataset");
+    o.backbone = relate_args_get(specs, n, "backbone");
+    o.data_size = (int)relate_args_get_int(specs, n, "data_size");
+    o.checkpoint = relate_args_get(specs, n, "checkpoint");
+    o.data_root = relate_args_get(specs, n, "data_root");
+    if (o.data_size < 1) {
+        fprintf(stderr, "relate test: --data_size must be >= 1\n");
+        return 2;
+    }
+    relate_error err = {0};
+    relate_status st = relate_test(&o, &err);
+    if (st != RELATE_OK)
+        fprintf(stderr, "relate test: %s\n", err.msg);
+    return exit_code(st);
+}

@@ -1,0 +1,191 @@
+/* method.c: the method registry and the dispatch of relate/method.h to each method's table.
+ * Not a method: each lives in its own file (relationnet.c, standard.c). */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "methods/method_internal.h"
+
+static const relate_method_ops *const registry[] = {&relate_method_relationnet, &relate_method_standard,
+                                                    &relate_method_randomweights, NULL};
+/* Methods of the reference that are not built yet: named so the CLI can say so plainly. */
+static const char *const planned[] = {"simclr", "rotationnet", "deepinfomax", "deepcluster", NULL};
+
+const char *const *relate_method_names(void)
+{
+    static const char *names[8];
+    if (!names[0])
+        for (int i = 0; registry[i]; i++)
+            names[i] = registry[i]->name;
+    return names;
+}
+
+bool relate_method_is_planned(const char *name)
+{
+    for (int i = 0; planned[i]; i++)
+        if (strcmp(planned[i], name) == 0)
+            return true;
+    return false;
+}
+
+relate_method_config relate_method_defaults(void)
+{
+    return (relate_method_config){.method = "relationnet", .backbone = "conv4", .aggregation = "cat", .K = 32,
+                                  .num_classes = 10, .epochs = 200, .seed = 1, .factorised_head = true};
+}
+
+relate_status relate_method_create(relate_method **out, const relate_method_config *cfg, relate_error *err)
+{
+    *out = NULL;
+    const relate_method_ops *ops = NULL;
+    for (int i = 0; registry[i]; i++)
+        if (cfg->method && strcmp(registry[i]->name, cfg->method) == 0)
+            ops = registry[i];
+    if (!ops) {
+        if (cfg->method && relate_method_is_planned(cfg->method))
+            return relate_error_set(err, RELATE_ERR_ARG,
+                                    "method '%s' is not built yet in this release (built: relationnet, standard, "
+                                    "randomweights)",
+                                    cfg->method);
+        return relate_error_set(err, RELATE_ERR_ARG,
+                                "unknown method '%s' (valid: relationnet, simclr, rotationnet, deepinfomax, "
+                                "deepcluster, standard, randomweights)",
+                                cfg->method ? cfg->method : "(null)");
+    }
+    if (cfg->num_classes < 1 || cfg->epochs < 1)
+        return relate_error_set(err, RELATE_ERR_ARG, "%s needs at least one class and one epoch", ops->name);
+    relate_method *m = calloc(1, sizeof *m);
+    if (!m)
+        return relate_error_set(err, RELATE_ERR_NOMEM, "out of memory creating method %s", ops->name);
+    m->ops = ops;
+    m->cfg = *cfg;
+    snprintf(m->method_name, sizeof m->method_name, "%s", ops->name);
+    snprintf(m->backbone_name, sizeof m->backbone_name, "%s", cfg->backbone ? cfg->backbone : "");
+    snprintf(m->aggregation_name, sizeof m->aggregation_name, "%s", cfg->aggregation ? cfg->aggregation : "cat");
+    m->cfg.method = m->method_name;
+    m->cfg.backbone = m->backbone_name;
+    m->cfg.aggregation = m->aggregation_name;
+    if (relate_backbone_create(&m->backbone, m->backbone_name, cfg->seed, err) != RELATE_OK) {
+        free(m);
+        return err->code;
+    }
+    if (ops->init(m, err) != RELATE_OK) {
+        if (ops->destroy)
+            ops->destroy(m); /* init may fail half-way: destroy frees what it made */
+        relate_backbone_free(&m->backbone);
+        free(m);
+        return err->code;
+    }
+    *out = m;
+    return RELATE_OK;
+}
+
+void relate_method_free(relate_method *m)
+{
+    if (!m)
+        return;
+    if (m->ops->destroy)
+        m->ops->destroy(m);
+    relate_backbone_free(&m->backbone);
+    free(m);
+}
+
+int relate_method_views(const relate_method *m) { return m->ops->views(m); }
+relate_pipeline relate_method_pipeline(const relate_method *m, const relate_dataset_info *info)
+{
+    return m->ops->pipeline(m, info);
+}
+relate_split_kind relate_method_split(const relate_method *m, const relate_dataset_info *info)
+{
+    return m->ops->split(m, info);
+}
+bool relate_method_drop_last(const relate_method *m) { return m->ops->drop_last; }
+bool relate_method_trains(const relate_method *m) { return m->ops->trains; }
+
+void relate_method_epoch_begin(relate_method *m, int epoch, FILE *out)
+{
+    if (m->ops->epoch_begin)
+        m->ops->epoch_begin(m, epoch, out);
+}
+
+relate_status relate_method_step(relate_method *m, relate_graph *g, const relate_batch *batch,
+                                 relate_step_result *r, relate_error *err)
+{
+    memset(r, 0, sizeof *r);
+    if (!m->ops->step)
+        return relate_error_set(err, RELATE_ERR_ARG, "method %s does not train", m->ops->name);
+    relate_graph_reset(g);
+    return m->ops->step(m, g, batch, r, err);
+}
+
+relate_status relate_method_save(const relate_method *m, relate_ckpt_writer *w, relate_error *err)
+{
+    return m->ops->save(m, w, err);
+}
+
+relate_status relate_method_load(relate_method *m, const relate_ckpt *c, relate_error *err)
+{
+    return m->ops->load(m, c, err);
+}
+
+relate_linear_layer *relate_method_classifier(relate_method *m)
+{
+    return m->ops->classifier ? m->ops->classifier(m) : NULL;
+}
+
+bool relate_is_save_epoch(int epoch, int total)
+{
+    return epoch == total / 4 - 1 || epoch == total / 2 - 1 || epoch == (3 * total) / 4 - 1 || epoch == total - 1;
+}
+
+/* ---- helpers shared by the methods ---- */
+relate_param **relate_collect_params(const relate_params *p, int *count)
+{
+    int n = 0;
+    for (int i = 0; i < p->count; i++)
+        n += p->items[i]->kind == RELATE_PARAM;
+    relate_param **out = malloc((size_t)(n ? n : 1) * sizeof *out);
+    if (!out)
+        return NULL;
+    n = 0;
+    for (int i = 0; i < p->count; i++)
+        if (p->items[i]->kind == RELATE_PARAM)
+            out[n++] = p->items[i];
+    *count = n;
+    return out;
+}
+
+void relate_head_rng(relate_rng *r, uint64_t seed, uint32_t head_index)
+{
+    relate_rng_init(r, seed, 1 + head_index, 0, RELATE_PURPOSE_INIT);
+}
+
+relate_status relate_ckpt_require_keys(const relate_ckpt *c, const char *what, const char *const *keys,
+                                       relate_error *err)
+{
+    char missing[256] = "";
+    for (int i = 0; keys[i]; i++)
+        if (!relate_ckpt_has(c, keys[i])) {
+            size_t len = strlen(missing);
+            snprintf(missing + len, sizeof missing - len, "%s'%s'", len ? ", " : "", keys[i]);
+        }
+    if (!missing[0])
+        return RELATE_OK;
+    return relate_error_set(err, RELATE_ERR_FORMAT,
+                            "this is not a %s checkpoint: it lacks %s (its keys: %s)", what, missing,
+                            relate_ckpt_key_list(c));
+}
+
+double relate_binary_accuracy(const float *logits, const float *targets, int64_t begin, int64_t end)
+{
+    if (end <= begin)
+        return 0.0;
+    int64_t correct = 0;
+    for (int64_t p = begin; p < end; p++) {
+        /* torch.round(torch.sigmoid(x)) with float32 sigmoid: halves round to even, i.e. to 0. */
+        float s = 1.0f / (1.0f + expf(-logits[p]));
+        float pred = s > 0.5f ? 1.0f : 0.0f;
+        correct += pred == targets[p];
+    }
+    return 100.0 * (double)correct / (double)(end - begin);
+}

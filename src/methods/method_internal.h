@@ -1,0 +1,53 @@
+/* method_internal.h: the table each method fills in, and helpers the methods share.
+ * Not public: include/relate/method.h is the contract. */
+#ifndef RELATE_METHODS_METHOD_INTERNAL_H
+#define RELATE_METHODS_METHOD_INTERNAL_H
+
+#include "relate/method.h"
+#include "relate/optim.h"
+
+struct relate_method_ops {
+    const char *name;
+    bool trains;
+    bool drop_last;
+    /* Builds heads and optimizer; the backbone exists already. */
+    relate_status (*init)(relate_method *m, relate_error *err);
+    void (*destroy)(relate_method *m);
+    int (*views)(const relate_method *m);
+    relate_pipeline (*pipeline)(const relate_method *m, const relate_dataset_info *info);
+    relate_split_kind (*split)(const relate_method *m, const relate_dataset_info *info);
+    void (*epoch_begin)(relate_method *m, int epoch, FILE *out); /* may be NULL */
+    relate_status (*step)(relate_method *m, relate_graph *g, const relate_batch *b, relate_step_result *r,
+                          relate_error *err);
+    relate_status (*save)(const relate_method *m, relate_ckpt_writer *w, relate_error *err);
+    relate_status (*load)(relate_method *m, const relate_ckpt *c, relate_error *err);
+    relate_linear_layer *(*classifier)(relate_method *m); /* may be NULL */
+};
+
+extern const relate_method_ops relate_method_relationnet;
+extern const relate_method_ops relate_method_standard;
+extern const relate_method_ops relate_method_randomweights;
+
+/* The RELATE_PARAM entries of a store in registration order (PyTorch's parameters() order),
+ * malloc'd; *count receives their number. NULL when out of memory. */
+relate_param **relate_collect_params(const relate_params *p, int *count);
+
+/* The head streams of a seed: the reference re-seeds before building heads (spec 1.3 step 4), so
+ * heads draw from their own stream, never from the backbone's. */
+void relate_head_rng(relate_rng *r, uint64_t seed, uint32_t head_index);
+
+/* Checks that c holds every key in `keys` (NULL-terminated) and names what is missing. */
+relate_status relate_ckpt_require_keys(const relate_ckpt *c, const char *what, const char *const *keys,
+                                       relate_error *err);
+
+/* Fraction (in %) of logits whose rounded sigmoid equals the 0/1 target, over [begin, end). */
+double relate_binary_accuracy(const float *logits, const float *targets, int64_t begin, int64_t end);
+
+/* relationnet's head and loss on given features f [K*B, d] (tests compare them with PyTorch and
+ * the factorised head with the literal one); *logits receives the [P] pair logits. */
+relate_tensor *relate_relationnet_loss(relate_graph *g, relate_method *m, relate_tensor *f, int B,
+                                       relate_tensor **logits, relate_error *err);
+relate_params *relate_relationnet_head(relate_method *m);
+const float *relate_relationnet_targets(const relate_method *m);
+
+#endif

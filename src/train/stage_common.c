@@ -1,0 +1,172 @@
+/* stage_common.c: file names, folders, timing, progress bar, stop flag and log of the stages. */
+#include <errno.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+
+#include "base/pyformat.h"
+#include "io/atomic_file.h"
+#include "relate/train.h"
+#include "train/stage_common.h"
+
+static volatile sig_atomic_t stop_flag;
+
+void relate_request_stop(void) { stop_flag = 1; }
+bool relate_stop_requested(void) { return stop_flag != 0; }
+
+void relate_stage_dataset_dir(char *buf, size_t size, const char *dataset)
+{
+    snprintf(buf, size, "%s", dataset);
+    for (char *c = buf; *c; c++)
+        if (*c == '/' || *c == ':' || *c == '@' || *c == ' ')
+            *c = '_';
+}
+
+void relate_stage_header(char *buf, size_t size, const char *method, const char *id, const char *dataset,
+                         const char *backbone, const char *seed_text)
+{
+    char ds[256];
+    relate_stage_dataset_dir(ds, sizeof ds, dataset);
+    if (id && *id)
+        snprintf(buf, size, "%s_%s_%s_%s_seed_%s", method, id, ds, backbone, seed_text);
+    else
+        snprintf(buf, size, "%s_%s_%s_seed_%s", method, ds, backbone, seed_text);
+}
+
+relate_status relate_mkdirs(const char *path, relate_error *err)
+{
+    char tmp[1024];
+    snprintf(tmp, sizeof tmp, "%s", path);
+    for (char *p = tmp + 1;; p++) {
+        char c = *p;
+        if (c == '/' || c == 0) {
+            *p = 0;
+            if (mkdir(tmp, 0777) != 0 && errno != EEXIST)
+                return relate_error_set(err, RELATE_ERR_IO, "cannot create folder %s: %s", tmp, strerror(errno));
+            *p = c;
+        }
+        if (!c)
+            break;
+    }
+    return RELATE_OK;
+}
+
+void relate_format_hms(char *buf, size_t size, double seconds)
+{
+    int s = seconds > 0 ? (seconds < 3.6e8 ? (int)seconds : 359999999) : 0;
+    snprintf(buf, size, "%02d:%02d:%02d", s / 3600, (s / 60) % 60, s % 60);
+}
+
+double relate_now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+void relate_progress_begin(relate_progress *p, FILE *out, bool enabled, const char *label, int64_t total)
+{
+    p->out = out;
+    p->enabled = enabled && out;
+    p->start = relate_now();
+    p->total = total;
+    snprintf(p->label, sizeof p->label, "%s", label);
+}
+
+void relate_progress_update(relate_progress *p, int64_t done, int64_t images, const char *extra)
+{
+    if (!p->enabled)
+        return;
+    double el = relate_now() - p->start;
+    double rate = el > 0 ? (double)images / el : 0.0;
+    double eta = done > 0 ? el / (double)done * (double)(p->total - done) : 0.0;
+    char eta_s[32];
+    relate_format_hms(eta_s, sizeof eta_s, eta);
+    const int width = 24;
+    int fill = p->total > 0 ? (int)(width * done / p->total) : 0;
+    char bar[32];
+    for (int i = 0; i < width; i++)
+        bar[i] = i < fill ? '#' : '.';
+    bar[width] = 0;
+    fprintf(p->out, "\r%s %lld/%lld [%s] %.0f img/s ETA %s %s\033[K", p->label, (long long)done, (long long)p->total,
+            bar, rate, eta_s, extra ? extra : "");
+    fflush(p->out);
+}
+
+void relate_progress_clear(relate_progress *p)
+{
+    if (!p->enabled)
+        return;
+    fprintf(p->out, "\r\033[K");
+    fflush(p->out);
+}
+
+static relate_status log_add(relate_epoch_log *log, const char *line, relate_error *err)
+{
+    size_t n = strlen(line);
+    if (log->len + n + 1 > log->cap) {
+        size_t cap = (log->cap ? 2 * log->cap : 4096) + n;
+        char *t = realloc(log->text, cap);
+        if (!t)
+            return relate_error_set(err, RELATE_ERR_NOMEM, "out of memory for the log");
+        log->text = t;
+        log->cap = cap;
+    }
+    memcpy(log->text + log->len, line, n + 1);
+    log->len += n;
+    return RELATE_OK;
+}
+
+static relate_status log_flush(relate_epoch_log *log, relate_error *err)
+{
+    relate_atomic_file f;
+    if (relate_atomic_open(&f, log->path, err) != RELATE_OK)
+        return err->code;
+    fwrite(log->text, 1, log->len, f.fp);
+    return relate_atomic_commit(&f, err);
+}
+
+relate_status relate_epoch_log_open(relate_epoch_log *log, const char *path, int keep_before, relate_error *err)
+{
+    memset(log, 0, sizeof *log);
+    snprintf(log->path, sizeof log->path, "%s", path);
+    if (log_add(log, "epoch,loss,score\n", err) != RELATE_OK)
+        return err->code;
+    FILE *old = keep_before > 0 ? fopen(path, "r") : NULL;
+    if (old) {
+        char line[512];
+        bool first = true;
+        while (fgets(line, sizeof line, old)) {
+            if (first) {
+                first = false;
+                continue;
+            }
+            char *end;
+            long e = strtol(line, &end, 10);
+            if (end != line && *end == ',' && e >= 0 && e < keep_before && strchr(line, '\n'))
+                if (log_add(log, line, err) != RELATE_OK) {
+                    fclose(old);
+                    return err->code;
+                }
+        }
+        fclose(old);
+    }
+    return log_flush(log, err);
+}
+
+relate_status relate_epoch_log_append(relate_epoch_log *log, int epoch, double loss, double score, relate_error *err)
+{
+    char a[40], b[40], line[128];
+    snprintf(line, sizeof line, "%d,%s,%s\n", epoch, relate_pyfloat(a, sizeof a, loss), relate_pyfloat(b, sizeof b, score));
+    if (log_add(log, line, err) != RELATE_OK)
+        return err->code;
+    return log_flush(log, err);
+}
+
+void relate_epoch_log_close(relate_epoch_log *log)
+{
+    free(log->text);
+    memset(log, 0, sizeof *log);
+}

@@ -1,0 +1,50 @@
+/* stage_common.h: what the three stages share: file names of spec 1.4, folders, elapsed time,
+ * the progress bar, the stop flag, the log file.
+ * Not public: relate/train.h is the contract. */
+#ifndef RELATE_TRAIN_STAGE_COMMON_H
+#define RELATE_TRAIN_STAGE_COMMON_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include "relate/status.h"
+
+/* {method}_{dataset}_{backbone}_seed_{seed}, or {method}_{id}_{dataset}_... with an id (spec 1.3).
+ * The dataset part is made safe for a file name (folder:PATH has slashes). */
+void relate_stage_header(char *buf, size_t size, const char *method, const char *id, const char *dataset,
+                         const char *backbone, const char *seed_text);
+/* A dataset name usable as one path component. */
+void relate_stage_dataset_dir(char *buf, size_t size, const char *dataset);
+/* mkdir -p. */
+relate_status relate_mkdirs(const char *path, relate_error *err);
+/* "HH:MM:SS" of a number of seconds. */
+void relate_format_hms(char *buf, size_t size, double seconds);
+double relate_now(void);
+
+/* A one-line progress bar redrawn in place on a terminal. */
+typedef struct relate_progress {
+    FILE *out;
+    bool enabled;
+    double start;
+    int64_t total;
+    char label[64];
+} relate_progress;
+void relate_progress_begin(relate_progress *p, FILE *out, bool enabled, const char *label, int64_t total);
+void relate_progress_update(relate_progress *p, int64_t done, int64_t images, const char *extra);
+void relate_progress_clear(relate_progress *p);
+
+/* The epoch log (spec 1.5) kept in memory and rewritten atomically after every epoch, so a crash
+ * never leaves a torn line. */
+typedef struct relate_epoch_log {
+    char path[1024];
+    char *text;
+    size_t len, cap;
+} relate_epoch_log;
+/* Starts the log with its header line; `keep_before` >= 0 keeps the lines of epochs below it from
+ * an existing file (a resumed run), otherwise the file starts afresh. */
+relate_status relate_epoch_log_open(relate_epoch_log *log, const char *path, int keep_before, relate_error *err);
+relate_status relate_epoch_log_append(relate_epoch_log *log, int epoch, double loss, double score, relate_error *err);
+void relate_epoch_log_close(relate_epoch_log *log);
+
+#endif

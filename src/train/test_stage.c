@@ -1,0 +1,67 @@
+/* test_stage.c: stage 3 (spec 5.3): a stage-2 checkpoint's backbone and classifier on the test
+ * split, printed in the reference's block. */
+#include <string.h>
+
+#include "base/pyformat.h"
+#include "relate/checkpoint.h"
+#include "relate/stage2.h"
+#include "relate/train.h"
+
+relate_test_options relate_test_defaults(void)
+{
+    return (relate_test_options){.backbone = "conv4",
+                                 .dataset = "cifar10",
+                                 .data_root = "./data",
+                                 .checkpoint = "./",
+                                 .seed_text = "1",
+                                 .data_size = 256,
+                                 .out = stdout};
+}
+
+relate_status relate_test(relate_test_options *o, relate_error *err)
+{
+    FILE *out = o->out ? o->out : stdout;
+    relate_dataset ds;
+    if (relate_dataset_open(&ds, o->dataset, o->data_root, err) != RELATE_OK)
+        return err->code;
+    relate_status st;
+    const relate_split *test = relate_dataset_split(&ds, RELATE_SPLIT_TEST);
+    relate_backbone bb;
+    relate_classifier_model cm;
+    memset(&cm, 0, sizeof cm);
+    bool bb_made = false;
+    relate_ckpt *c = NULL;
+    if (!test || !test->present || !test->labels) {
+        st = relate_error_set(err, RELATE_ERR_ARG, "dataset %s has no labelled test split", o->dataset);
+        goto done;
+    }
+    if ((st = relate_backbone_create(&bb, o->backbone, 0, err)) != RELATE_OK)
+        goto done;
+    bb_made = true;
+    if ((st = relate_classifier_model_init(&cm, &bb, ds.info.num_classes, 0, err)) != RELATE_OK)
+        goto done;
+    fprintf(out, "[INFO] Loading checkpoint...\n");
+    if ((st = relate_ckpt_open(&c, o->checkpoint, err)) != RELATE_OK)
+        goto done;
+    relate_error e = {0};
+    if ((st = relate_classifier_model_load(&cm, c, true, &e)) != RELATE_OK) {
+        relate_error_set(err, e.code, "cannot test %s with --backbone=%s --dataset=%s: %s", o->checkpoint, o->backbone,
+                         o->dataset, e.msg);
+        goto done;
+    }
+    fprintf(out, "[INFO] Loading checkpoint: done!\nTesting...\n");
+    if ((st = relate_evaluate(&bb, &cm.linear, test, &ds.info, o->data_size, &o->loss, &o->accuracy, err)) !=
+        RELATE_OK)
+        goto done;
+    char l[40], a[40];
+    fprintf(out, "===========================\nSeed: %s\nTest loss: %s%%\nTest accuracy: %s%%\n"
+                 "===========================\n",
+            o->seed_text, relate_pyfloat(l, sizeof l, o->loss), relate_pyfloat(a, sizeof a, o->accuracy));
+done:
+    relate_ckpt_close(c);
+    relate_classifier_model_free(&cm);
+    if (bb_made)
+        relate_backbone_free(&bb);
+    relate_dataset_close(&ds);
+    return st;
+}

@@ -1,0 +1,12 @@
+# End-to-end runs of the `relate` command on real Fashion-MNIST (Debian's dataset-fashion-mnist).
+# Exact accuracies are asserted in the optimised build only: other optimisation levels may round
+# differently (they still check everything else, including bit-exact resume).
+if(CMAKE_BUILD_TYPE STREQUAL "Release" AND NOT RELATE_SANITIZE)
+  set(RELATE_E2E_EXACT 1)
+else()
+  set(RELATE_E2E_EXACT 0)
+endif()
+add_test(NAME e2e_relationnet COMMAND bash ${CMAKE_CURRENT_LIST_DIR}/e2e_relationnet.sh $<TARGET_FILE:relate_cli>)
+add_test(NAME e2e_errors COMMAND bash ${CMAKE_CURRENT_LIST_DIR}/e2e_errors.sh $<TARGET_FILE:relate_cli>)
+set_tests_properties(e2e_relationnet e2e_errors PROPERTIES
+  ENVIRONMENT "OMP_NUM_THREADS=2;RELATE_E2E_EXACT=${RELATE_E2E_EXACT}" LABELS e2e)
