@@ -83,9 +83,23 @@ bool relate_method_drop_last(const relate_method *m);
 /* false for randomweights, which only saves its initial backbone. */
 bool relate_method_trains(const relate_method *m);
 
-/* Called at the start of every epoch (learning-rate decays); prints what the reference prints
- * there (standard: "Group[i] learning rate: ..." when the rate changes) to out. */
-void relate_method_epoch_begin(relate_method *m, int epoch, FILE *out);
+/* What a method may need at the start of an epoch: the data it trains on (deepcluster clusters
+ * the whole split) and where to print. */
+typedef struct relate_epoch_context {
+    int epoch;
+    FILE *out;                       /* console; the reference's per-epoch prints go here */
+    const relate_split *split;       /* the split the method trains on */
+    const relate_dataset_info *info;
+    int batch_size;                  /* --data_size */
+    int num_workers;                 /* loader threads */
+} relate_epoch_context;
+
+/* Called at the start of every epoch: learning-rate decays (standard prints "Group[i] learning
+ * rate: ..." when the rate changes), per-epoch work such as deepcluster's clustering. */
+relate_status relate_method_epoch_begin(relate_method *m, const relate_epoch_context *ctx, relate_error *err);
+/* Lets a method adjust its training loader (e.g. its own per-sample function); called once after
+ * the loader's configuration is filled from the accessors above. */
+void relate_method_loader_setup(relate_method *m, relate_loader_config *cfg);
 /* One optimizer step on a batch: zero gradients, forward, loss, backward, update. g is reset by
  * the call. A NaN or infinite loss is RELATE_ERR_NUMERIC and leaves the weights unchanged. */
 relate_status relate_method_step(relate_method *m, relate_graph *g, const relate_batch *batch,

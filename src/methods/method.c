@@ -102,10 +102,15 @@ relate_split_kind relate_method_split(const relate_method *m, const relate_datas
 bool relate_method_drop_last(const relate_method *m) { return m->ops->drop_last; }
 bool relate_method_trains(const relate_method *m) { return m->ops->trains; }
 
-void relate_method_epoch_begin(relate_method *m, int epoch, FILE *out)
+relate_status relate_method_epoch_begin(relate_method *m, const relate_epoch_context *ctx, relate_error *err)
 {
-    if (m->ops->epoch_begin)
-        m->ops->epoch_begin(m, epoch, out);
+    return m->ops->epoch_begin ? m->ops->epoch_begin(m, ctx, err) : RELATE_OK;
+}
+
+void relate_method_loader_setup(relate_method *m, relate_loader_config *cfg)
+{
+    if (m->ops->loader_setup)
+        m->ops->loader_setup(m, cfg);
 }
 
 relate_status relate_method_step(relate_method *m, relate_graph *g, const relate_batch *batch,

@@ -16,7 +16,8 @@ struct relate_method_ops {
     int (*views)(const relate_method *m);
     relate_pipeline (*pipeline)(const relate_method *m, const relate_dataset_info *info);
     relate_split_kind (*split)(const relate_method *m, const relate_dataset_info *info);
-    void (*epoch_begin)(relate_method *m, int epoch, FILE *out); /* may be NULL */
+    relate_status (*epoch_begin)(relate_method *m, const relate_epoch_context *ctx, relate_error *err); /* may be NULL */
+    void (*loader_setup)(relate_method *m, relate_loader_config *cfg);                                   /* may be NULL */
     relate_status (*step)(relate_method *m, relate_graph *g, const relate_batch *b, relate_step_result *r,
                           relate_error *err);
     relate_status (*save)(const relate_method *m, relate_ckpt_writer *w, relate_error *err);

@@ -53,8 +53,11 @@ static relate_split_kind st_split(const relate_method *m, const relate_dataset_i
     return RELATE_SPLIT_TRAIN;
 }
 
-static void st_epoch_begin(relate_method *m, int epoch, FILE *out)
+static relate_status st_epoch_begin(relate_method *m, const relate_epoch_context *ctx, relate_error *err)
 {
+    (void)err;
+    const int epoch = ctx->epoch;
+    FILE *out = ctx->out;
     standard *s = impl(m);
     relate_sgd *sgd = &s->cls.sgd;
     const int E = m->cfg.epochs;
@@ -66,6 +69,7 @@ static void st_epoch_begin(relate_method *m, int epoch, FILE *out)
             char lr[40];
             fprintf(out, "Group[%d] learning rate: %s\n", i, relate_pyfloat(lr, sizeof lr, sgd->groups[i].lr));
         }
+    return RELATE_OK;
 }
 
 static relate_status st_step(relate_method *m, relate_graph *g, const relate_batch *b, relate_step_result *r,

@@ -34,6 +34,7 @@ typedef struct epoch_stats {
     int64_t first_items;
 } epoch_stats;
 
+/* The reference's per-epoch console line of each method (spec 1.5). */
 static void print_epoch(FILE *out, const relate_method *m, int epoch, double elapsed, const epoch_stats *s)
 {
     char t[32], l[40], a[40], a1[40], a2[40];
@@ -41,14 +42,22 @@ static void print_epoch(FILE *out, const relate_method *m, int epoch, double ela
     double loss = s->items ? s->loss_sum / (double)s->items : 0.0;
     double score = s->items ? s->score_sum / (double)s->items : 0.0;
     relate_pyfloat(l, sizeof l, loss);
+    relate_pyfloat(a, sizeof a, score);
     const char *name = m->cfg.method;
     if (strcmp(name, "relationnet") == 0) {
         double n = s->batches ? (double)s->batches : 1.0;
         fprintf(out, "Epoch [%d][%s] loss: %s; acc: %s%%; acc+: %s%%; acc-: %s%%; batch-size: %d; tot-pairs: %lld\n",
-                epoch, t, l, relate_pyfloat(a, sizeof a, score), relate_pyround(a1, sizeof a1, s->acc_first_sum / n, 2),
+                epoch, t, l, a, relate_pyround(a1, sizeof a1, s->acc_first_sum / n, 2),
                 relate_pyround(a2, sizeof a2, s->acc_second_sum / n, 2), s->first_size, (long long)s->first_items);
+    } else if (strcmp(name, "simclr") == 0) {
+        fprintf(out, "Epoch [%d][%s] loss: %s; batch-size: %d; tot-pairs: %lld\n", epoch, t, l, s->first_size,
+                (long long)(2 * s->first_size) * (2 * s->first_size));
+    } else if (strcmp(name, "rotationnet") == 0) {
+        fprintf(out, "Epoch [%d][%s] loss: %s; acc.: %s\n", epoch, t, l, a);
+    } else if (strcmp(name, "deepinfomax") == 0) {
+        fprintf(out, "Epoch [%d][%s] loss: %s\n", epoch, t, l);
     } else {
-        fprintf(out, "Epoch [%d][%s] loss: %s; acc: %s%%\n", epoch, t, l, relate_pyfloat(a, sizeof a, score));
+        fprintf(out, "Epoch [%d][%s] loss: %s; acc: %s%%\n", epoch, t, l, a);
     }
     fflush(out);
 }
@@ -184,6 +193,7 @@ relate_status relate_pretrain(const relate_pretrain_options *o, relate_error *er
     lc.seed = m->cfg.seed;
     lc.threads = o->num_workers;
     lc.limit_batches = o->limit_train_batches;
+    relate_method_loader_setup(m, &lc);
     if ((st = relate_loader_create(&ld, &lc, err)) != RELATE_OK)
         goto done;
     if (!(g = relate_graph_create())) {
@@ -197,7 +207,10 @@ relate_status relate_pretrain(const relate_pretrain_options *o, relate_error *er
     const double t0 = relate_now();
     int64_t nbatches = relate_loader_batches_per_epoch(ld);
     for (int epoch = epoch_start; epoch < o->epochs; epoch++) {
-        relate_method_epoch_begin(m, epoch, out);
+        relate_epoch_context ec = {.epoch = epoch, .out = out, .split = split, .info = &ds.info,
+                                   .batch_size = o->data_size, .num_workers = o->num_workers};
+        if ((st = relate_method_epoch_begin(m, &ec, err)) != RELATE_OK)
+            goto done;
         relate_loader_start_epoch(ld, epoch);
         epoch_stats s = {0};
         relate_progress bar;
