@@ -28,6 +28,10 @@ struct relate_method_ops {
 extern const relate_method_ops relate_method_relationnet;
 extern const relate_method_ops relate_method_standard;
 extern const relate_method_ops relate_method_randomweights;
+extern const relate_method_ops relate_method_simclr;
+extern const relate_method_ops relate_method_rotationnet;
+extern const relate_method_ops relate_method_deepinfomax;
+extern const relate_method_ops relate_method_deepcluster;
 
 /* The RELATE_PARAM entries of a store in registration order (PyTorch's parameters() order),
  * malloc'd; *count receives their number. NULL when out of memory. */

@@ -1,0 +1,12 @@
+/* deepcluster.c: the deepcluster baseline of spec 3 — not built yet: creating it fails with a message that says
+ * so (the registry lists it so that --method=deepcluster is recognised). */
+#include "methods/method_internal.h"
+
+static relate_status not_built(relate_method *m, relate_error *err)
+{
+    (void)m;
+    return relate_error_set(err, RELATE_ERR_ARG,
+                            "method 'deepcluster' is not built yet in this release (built: relationnet, standard, randomweights)");
+}
+
+const relate_method_ops relate_method_deepcluster = {.name = "deepcluster", .init = not_built};
