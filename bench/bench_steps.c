@@ -1,0 +1,153 @@
+/* bench_steps.c: seconds per training step of a stage-1 method (relate_method_step), with the
+ * loader feeding augmented batches ("full") or on one fixed batch ("compute"), the work that
+ * bench_steps_torch.py times with the reference's PyTorch code.
+ * Not a test and not a training run: a synthetic CIFAR-like split (50,000 random 32 x 32 RGB
+ * images, CIFAR-10's normalisation) stands in for CIFAR, which cannot be downloaded here.
+ *
+ * usage: relate_bench_steps METHOD BACKBONE K BATCH STEPS full|compute [LOADER_THREADS]
+ * prints one line: relate method backbone K batch mode median_s min_s max_s images_per_s
+ * max_rss_mib, where images_per_s counts distinct images (not views) per second. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <time.h>
+
+#include "relate/loader.h"
+#include "relate/method.h"
+#include "relate/rng.h"
+
+#define N_IMAGES 50000
+#define SIDE 32
+
+static double now(void)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (double)t.tv_sec + (double)t.tv_nsec * 1e-9;
+}
+
+static int cmp_double(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+int main(int argc, char **argv)
+{
+    if (argc != 7 && argc != 8) {
+        fprintf(stderr, "usage: %s METHOD BACKBONE K BATCH STEPS full|compute [LOADER_THREADS]\n", argv[0]);
+        return 2;
+    }
+    const char *method = argv[1], *backbone = argv[2], *mode = argv[6];
+    int K = atoi(argv[3]), B = atoi(argv[4]), steps = atoi(argv[5]);
+    int threads = argc == 8 ? atoi(argv[7]) : 2;
+    const bool full = strcmp(mode, "full") == 0;
+    const int warmup = 2;
+    if (steps < 1 || B < 2 || (int64_t)(warmup + steps) * B > N_IMAGES) {
+        fprintf(stderr, "steps >= 1, batch >= 2, (steps + 2) * batch <= %d\n", N_IMAGES);
+        return 2;
+    }
+    relate_split split = {0};
+    split.present = true;
+    split.count = N_IMAGES;
+    split.width = split.height = SIDE;
+    size_t nbytes = (size_t)N_IMAGES * SIDE * SIDE * 3;
+    split.pixels = malloc(nbytes);
+    split.labels = malloc(sizeof(int32_t) * N_IMAGES);
+    relate_rng rng;
+    relate_rng_init(&rng, 1, 0, 0, RELATE_PURPOSE_TEST);
+    for (size_t i = 0; i < nbytes; i += 4) {
+        uint32_t v = relate_rng_u32(&rng);
+        memcpy(split.pixels + i, &v, 4);
+    }
+    for (int i = 0; i < N_IMAGES; i++)
+        split.labels[i] = i % 10;
+    relate_dataset_info info = {0};
+    snprintf(info.name, sizeof info.name, "synthetic-cifar");
+    info.num_classes = 10;
+    info.image_size = SIDE;
+    const float mean[3] = {0.491f, 0.482f, 0.447f}, std[3] = {0.247f, 0.243f, 0.262f};
+    memcpy(info.mean, mean, sizeof mean);
+    memcpy(info.std, std, sizeof std);
+    info.crop_padding = 4;
+    info.cutout = 0.25f;
+    info.unsupervised_split = RELATE_SPLIT_TRAIN;
+
+    relate_error err = {0};
+    relate_method_config mc = relate_method_defaults();
+    mc.method = method;
+    mc.backbone = backbone;
+    mc.K = K;
+    mc.num_classes = 10;
+    relate_method *m;
+    if (relate_method_create(&m, &mc, &err) != RELATE_OK) {
+        fprintf(stderr, "%s\n", err.msg);
+        return 2;
+    }
+    relate_loader_config cfg = relate_loader_defaults(&split, &info, relate_method_pipeline(m, &info));
+    cfg.views = relate_method_views(m);
+    cfg.batch_size = B;
+    cfg.seed = 1;
+    cfg.threads = threads;
+    cfg.drop_last = true;
+    relate_method_loader_setup(m, &cfg);
+    relate_loader *l;
+    if (relate_loader_create(&l, &cfg, &err) != RELATE_OK) {
+        fprintf(stderr, "%s\n", err.msg);
+        return 1;
+    }
+    relate_epoch_context ec = {.epoch = 0, .out = stderr, .split = &split, .info = &info, .batch_size = B,
+                               .num_workers = threads};
+    if (relate_method_epoch_begin(m, &ec, &err) != RELATE_OK) {
+        fprintf(stderr, "%s\n", err.msg);
+        return 1;
+    }
+    relate_loader_start_epoch(l, 0);
+    relate_batch fixed;
+    if (relate_loader_next(l, &fixed) != 1)
+        return 1;
+    /* compute mode reuses one batch: copy it out of the loader's slot. */
+    size_t nimg = (size_t)fixed.views * fixed.size * 3 * SIDE * SIDE;
+    float *images = malloc(nimg * sizeof(float));
+    memcpy(images, fixed.images, nimg * sizeof(float));
+    int32_t labels[4096];
+    int64_t indices[4096];
+    memcpy(labels, fixed.labels, sizeof(int32_t) * (size_t)fixed.size);
+    memcpy(indices, fixed.indices, sizeof(int64_t) * (size_t)fixed.size);
+    fixed.images = images;
+    fixed.labels = labels;
+    fixed.indices = indices;
+
+    relate_graph *g = relate_graph_create();
+    double *t = malloc(sizeof(double) * (size_t)steps);
+    for (int it = 0; it < warmup + steps; it++) {
+        double t0 = now();
+        relate_batch b = fixed;
+        if (full && relate_loader_next(l, &b) != 1) {
+            fprintf(stderr, "loader ran dry\n");
+            return 1;
+        }
+        relate_step_result r;
+        if (relate_method_step(m, g, &b, &r, &err) != RELATE_OK) {
+            fprintf(stderr, "step failed: %s\n", err.msg);
+            return 1;
+        }
+        if (it >= warmup)
+            t[it - warmup] = now() - t0;
+    }
+    qsort(t, (size_t)steps, sizeof(double), cmp_double);
+    struct rusage ru;
+    getrusage(RUSAGE_SELF, &ru);
+    double med = t[steps / 2];
+    printf("relate %s %s %d %d %s %.4f %.4f %.4f %.1f %.0f\n", method, backbone, K, B, mode, med, t[0],
+           t[steps - 1], B / med, ru.ru_maxrss / 1024.0);
+    relate_graph_destroy(g);
+    relate_loader_destroy(l);
+    relate_method_free(m);
+    free(images);
+    free(t);
+    free(split.pixels);
+    free(split.labels);
+    return 0;
+}
