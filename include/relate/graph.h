@@ -133,6 +133,23 @@ relate_tensor *relate_bce_with_logits(relate_graph *g, relate_tensor *x, const f
 /* The sigmoid focal loss of spec 3.1.5 (mean). */
 relate_tensor *relate_focal_loss(relate_graph *g, relate_tensor *x, const float *targets,
                                  float alpha, float gamma);
+/* simclr's loss (spec 3.2, the reference's -log of the mean ratio) on z [N, C], N even, rows 2n and
+ * 2n+1 the two views of image n: S = cosine matrix (norm products clamped at eps), E = exp(S/tau),
+ * q_r = E[partner(r), r] / (sum_a E[a, r] - exp(1/tau)), loss = -log(mean_r q_r). Scalar. */
+relate_tensor *relate_simclr_loss(relate_graph *g, relate_tensor *z, float tau, float eps);
+/* ---- Deep InfoMax (spec 3.4; src/autograd/ops_infomax.c) ---- */
+/* x [N,C,H,W] -> [N*H*W, C], row n*H*W + p = x[n, :, p] (x.permute(0,2,3,1).reshape(-1, C)). */
+relate_tensor *relate_nchw_to_rows(relate_graph *g, relate_tensor *x);
+/* x [N,C] -> [N*reps, C], row i*reps + r = x[i]: y broadcast to every position of its image. */
+relate_tensor *relate_repeat_rows(relate_graph *g, relate_tensor *x, int64_t reps);
+/* F.softplus(x, beta, threshold); and alpha * x + beta (e.g. 1.0 - x). */
+relate_tensor *relate_softplus(relate_graph *g, relate_tensor *x, float beta, float threshold);
+relate_tensor *relate_scale_shift(relate_graph *g, relate_tensor *x, float alpha, float beta);
+/* The local term mean(softplus(T(M'))) + mean(softplus(-T(M))) with 1x1 convolutions c0 (split as
+ * W_M M + yb, yb = W_y y + b0 per image), c1 (w1 [C1,C0], b1) and c2 (w2 [C1], b2 [1]) over
+ * M [B,C,H,W], M'[n] = M[(n+1) mod B], without building [M || y]: scalar. */
+relate_tensor *relate_infomax_local_loss(relate_graph *g, relate_tensor *m, relate_tensor *w_m, relate_tensor *yb,
+                                         relate_tensor *w1, relate_tensor *b1, relate_tensor *w2, relate_tensor *b2);
 
 #ifdef __cplusplus
 }

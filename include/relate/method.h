@@ -32,7 +32,7 @@ extern "C" {
 #endif
 
 typedef struct relate_method_config {
-    const char *method;      /* relationnet, standard, randomweights (more in later releases) */
+    const char *method;      /* relationnet, simclr, rotationnet, deepinfomax, deepcluster, standard, randomweights */
     const char *backbone;    /* conv4, resnet8, resnet32, resnet56, resnet34 */
     const char *aggregation; /* relationnet: cat, sum, mean, max */
     int K;                   /* relationnet: views per image */
@@ -70,10 +70,8 @@ struct relate_method {
  * RELATE_ERR_ARG with the valid list. */
 relate_status relate_method_create(relate_method **out, const relate_method_config *cfg, relate_error *err);
 void relate_method_free(relate_method *m);
-/* The names relate_method_create accepts, NULL-terminated; and whether a name is a method of the
- * reference that this release has not built yet. */
+/* The names relate_method_create accepts, NULL-terminated. */
 const char *const *relate_method_names(void);
-bool relate_method_is_planned(const char *name);
 
 /* Data the method trains on. */
 int relate_method_views(const relate_method *m);

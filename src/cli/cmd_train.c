@@ -77,9 +77,10 @@ int relate_cmd_pretrain(int argc, char **argv)
         {"dataset", RELATE_ARG_STR, "cifar10", "cifar10, cifar100, supercifar100, stl10, tiny, slim, fashionmnist, "
                                                "mnist, folder:PATH[@S]", NULL},
         {"backbone", RELATE_ARG_STR, "conv4", "conv4, resnet8, resnet32, resnet56, resnet34", NULL},
-        {"method", RELATE_ARG_STR, "relationnet", "relationnet, standard, randomweights (simclr, rotationnet, "
-                                                  "deepinfomax, deepcluster: not built yet)", NULL},
-        {"data_size", RELATE_ARG_INT, "128", "mini-batch size B (the paper uses 64 for relationnet)", NULL},
+        {"method", RELATE_ARG_STR, "relationnet", "relationnet, simclr, rotationnet, deepinfomax, "
+                                                  "deepcluster, standard, randomweights", NULL},
+        {"data_size", RELATE_ARG_INT, "128", "mini-batch size B (the paper uses 64 for relationnet, 128 for the "
+                                             "other methods)", NULL},
         {"K", RELATE_ARG_INT, "32", "augmentations per image (relationnet)", NULL},
         {"aggregation", RELATE_ARG_STR, "cat", "relationnet pair aggregation: cat, sum, mean, max", NULL},
         {"id", RELATE_ARG_STR, "", "extra tag inserted in the file names", NULL},

@@ -195,10 +195,53 @@ void relate_bce_logits_backward(float *dx, float g, const float *x, const float 
 float relate_focal_loss_forward(const float *x, const float *t, size_t n, float alpha, float gamma);
 void relate_focal_loss_backward(float *dx, float g, const float *x, const float *t, size_t n,
                                 float alpha, float gamma);
+/* simclr's loss (spec 3.2) on z [n, c], n even, rows 2i and 2i+1 a positive pair
+ * (kernels/contrastive.c): fills s, e [n, n] (cosines, exp(s / tau)), norms [n], den [n] for the
+ * backward; the backward needs scratch [2 n n]. */
+float relate_simclr_loss_forward(float *s, float *e, float *norms, float *den, const float *z, int n, int c,
+                                 float tau, float eps);
+void relate_simclr_loss_backward(float *dz, float g, const float *s, const float *e, const float *norms,
+                                 const float *den, const float *z, int n, int c, float tau, float eps,
+                                 float *scratch);
 
 /* ---------------------------------------------------------------- threads */
 /* Number of OpenMP threads kernels will use; relate_set_threads also limits OpenBLAS. */
 int relate_get_threads(void);
 void relate_set_threads(int n);
+
+/* ---------------------------------------------------------------- Deep InfoMax (kernels/infomax.c) */
+/* x [n, c, hw] (NCHW) -> y [n*hw, c] (position rows); backward accumulates. */
+void relate_nchw_to_rows_forward(float *y, const float *x, int n, int c, int hw);
+void relate_nchw_to_rows_backward(float *dx, const float *dy, int n, int c, int hw);
+/* x [n, c] -> y [n*reps, c], row i repeated reps times; backward sums each group. */
+void relate_repeat_rows_forward(float *y, const float *x, int n, int c, int reps);
+void relate_repeat_rows_backward(float *dx, const float *dy, int n, int c, int reps);
+/* F.softplus(x, beta, threshold) and its backward (PyTorch's formulas); y = alpha * x + beta. */
+void relate_softplus_forward(float *y, const float *x, float beta, float threshold, size_t count);
+void relate_softplus_backward(float *dx, const float *dy, const float *x, float beta, float threshold,
+                              size_t count);
+void relate_scale_shift_forward(float *y, const float *x, float alpha, float beta, size_t count);
+/* The local term of spec 3.4 (beta 1): mean(softplus(T(M'))) + mean(softplus(-T(M))), T(M)[n,p] =
+ * w2 . relu(W1 relu(W_M M[n,:,p] + yb[n]) + b1) + b2, M'[n] = M[(n+1) mod b]; yb = W_y y + b0.
+ * m [b, mc, hw], w_m [c0, mc], yb [b, c0], w1 [c1, c0], b1 [c1], w2 [c1], b2 [1]. When gr is
+ * non-NULL its non-NULL members ACCUMULATE d(loss)/d(input). Returns the loss. */
+typedef struct relate_infomax_dims {
+    int b, mc, hw, c0, c1;
+    int chunk, threads; /* images per chunk and threads (relate_get_threads, at most the chunks):
+                         * filled by relate_infomax_dims_init; results depend on threads only */
+} relate_infomax_dims;
+typedef struct relate_infomax_grads {
+    float *dm, *dw_m, *dyb, *dw1, *db1, *dw2, *db2;
+} relate_infomax_grads;
+void relate_infomax_dims_init(relate_infomax_dims *d);
+size_t relate_infomax_scratch_floats(const relate_infomax_dims *d);
+float relate_infomax_local_forward(const float *m, const float *w_m, const float *yb, const float *w1,
+                                   const float *b1, const float *w2, const float *b2,
+                                   const relate_infomax_dims *d, const relate_infomax_grads *gr, float *scratch);
+/* Naive twin (one position at a time; c0, c1 <= 1024), accumulating in acc [ref_scratch_doubles]. */
+size_t relate_infomax_ref_scratch_doubles(const relate_infomax_dims *d);
+float relate_infomax_local_forward_ref(const float *m, const float *w_m, const float *yb, const float *w1,
+                                       const float *b1, const float *w2, const float *b2,
+                                       const relate_infomax_dims *d, const relate_infomax_grads *gr, double *acc);
 
 #endif

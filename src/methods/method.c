@@ -1,5 +1,6 @@
 /* method.c: the method registry and the dispatch of relate/method.h to each method's table.
- * Not a method: each lives in its own file (relationnet.c, standard.c). */
+ * Not a method: each lives in its own file (relationnet.c, simclr.c, rotationnet.c, deepinfomax.c,
+ * deepcluster.c, standard.c). */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -9,8 +10,6 @@
 static const relate_method_ops *const registry[] = {
     &relate_method_relationnet, &relate_method_simclr,   &relate_method_rotationnet,   &relate_method_deepinfomax,
     &relate_method_deepcluster, &relate_method_standard, &relate_method_randomweights, NULL};
-/* Methods of the reference that are not built yet: named so the CLI can say so plainly. */
-static const char *const planned[] = {NULL};
 
 const char *const *relate_method_names(void)
 {
@@ -19,14 +18,6 @@ const char *const *relate_method_names(void)
         for (int i = 0; registry[i]; i++)
             names[i] = registry[i]->name;
     return names;
-}
-
-bool relate_method_is_planned(const char *name)
-{
-    for (int i = 0; planned[i]; i++)
-        if (strcmp(planned[i], name) == 0)
-            return true;
-    return false;
 }
 
 relate_method_config relate_method_defaults(void)
@@ -43,11 +34,6 @@ relate_status relate_method_create(relate_method **out, const relate_method_conf
         if (cfg->method && strcmp(registry[i]->name, cfg->method) == 0)
             ops = registry[i];
     if (!ops) {
-        if (cfg->method && relate_method_is_planned(cfg->method))
-            return relate_error_set(err, RELATE_ERR_ARG,
-                                    "method '%s' is not built yet in this release (built: relationnet, standard, "
-                                    "randomweights)",
-                                    cfg->method);
         return relate_error_set(err, RELATE_ERR_ARG,
                                 "unknown method '%s' (valid: relationnet, simclr, rotationnet, deepinfomax, "
                                 "deepcluster, standard, randomweights)",

@@ -55,4 +55,27 @@ relate_tensor *relate_relationnet_loss(relate_graph *g, relate_method *m, relate
 relate_params *relate_relationnet_head(relate_method *m);
 const float *relate_relationnet_targets(const relate_method *m);
 
+/* ---- simclr and rotationnet test hooks (tests/baselines_sr compares them with PyTorch) ---- */
+/* simclr: out [2B, ...] rows 2n, 2n+1 = views [V0; V1] rows n, B + n; head + loss on features
+ * f [2B, d] in that interleaved order (*z receives the [2B, 64] embeddings when non-NULL). */
+void relate_simclr_interleave(float *out, const float *views, int B, size_t image_floats);
+relate_tensor *relate_simclr_head_loss(relate_graph *g, relate_method *m, relate_tensor *f, relate_tensor **z);
+relate_params *relate_simclr_head(relate_method *m);
+/* rotationnet: out [4B, C, S, S] = [X; R1 X; R2 X; R3 X] (spec 3.3); classifier + mean CE on
+ * features f [4B, d] against targets [0]*B, [1]*B, [2]*B, [3]*B. */
+void relate_rotation_batch(float *out, const float *x, int B, int C, int S);
+relate_tensor *relate_rotationnet_loss(relate_graph *g, relate_method *m, relate_tensor *f, int B,
+                                       relate_tensor **logits);
+relate_linear_layer *relate_rotationnet_classifier(relate_method *m);
+
+/* ---- deepinfomax test hooks (tests/deepinfomax compares them with PyTorch) ---- */
+/* L = LOCAL + PRIOR (spec 3.4) on features y [B, d], local map M [B, M_ch, H, W] and prior samples
+ * u [B*d]; *local and *prior (nullable) receive the two terms. cfg.factorised_head selects the fused
+ * local term (default) or the reference's literal concatenation. */
+relate_tensor *relate_deepinfomax_loss(relate_graph *g, relate_method *m, relate_tensor *y, relate_tensor *M,
+                                       const float *u, relate_tensor **local, relate_tensor **prior);
+relate_params *relate_deepinfomax_discriminators(relate_method *m);
+/* The u ~ U[0,1) of batch `batch_number` of `epoch` (count floats). */
+void relate_deepinfomax_prior_samples(float *u, uint64_t seed, int epoch, int64_t batch_number, int64_t count);
+
 #endif

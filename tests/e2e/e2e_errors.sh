@@ -25,7 +25,6 @@ FM=(--dataset=fashionmnist --backbone=conv4 --seed=1 --num_workers=2)
 expect 2 "unknown flag '--epoch'" -- "$RELATE" train_unsupervised --epoch=3
 expect 2 "expects an integer" -- "$RELATE" train_unsupervised --K=four
 expect 2 "unknown method 'relnet'" -- "$RELATE" train_unsupervised "${FM[@]}" --method=relnet
-expect 2 "not built yet" -- "$RELATE" train_unsupervised "${FM[@]}" --method=simclr
 expect 2 "aggregation" -- "$RELATE" train_unsupervised "${FM[@]}" --aggregation=concat
 expect 2 "backbone" -- "$RELATE" train_unsupervised "${FM[@]}" --backbone=resnet99
 expect 1 "relate download cifar10" -- "$RELATE" train_unsupervised --dataset=cifar10 --data_root=nowhere

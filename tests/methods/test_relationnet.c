@@ -175,9 +175,6 @@ static void check_errors(void)
     err = (relate_error){0};
     CHECK(relate_method_create(&m, &cfg, &err) == RELATE_ERR_ARG && strstr(err.msg, "--K"));
     cfg = relate_method_defaults();
-    cfg.method = "simclr";
-    err = (relate_error){0};
-    CHECK(relate_method_create(&m, &cfg, &err) == RELATE_ERR_ARG && strstr(err.msg, "not built yet"));
     cfg.method = "bogus";
     err = (relate_error){0};
     CHECK(relate_method_create(&m, &cfg, &err) == RELATE_ERR_ARG && strstr(err.msg, "unknown method"));
