@@ -1,7 +1,9 @@
 """bench_steps_torch: seconds per training step of the reference's methods in PyTorch, the work
 bench_steps.c times in relate: relationnet (K views, the reference's pair construction with
-torch.cat/torch.roll, Linear-BN-LeakyReLU-Linear head, focal loss, Adam) and standard (backbone +
-Linear, cross-entropy, SGD 0.1 momentum 0.9).
+torch.cat/torch.roll, Linear-BN-LeakyReLU-Linear head, focal loss, Adam), simclr (interleaved
+views, projection head, the reference's loss), rotationnet (4B rotated images, Linear(d, 4)),
+deepinfomax (conv4: local + prior discriminators, Adam 1e-4) and standard (backbone + Linear,
+cross-entropy, SGD 0.1 momentum 0.9). The losses come from the golden generators in tools/.
 Not a training run. "full" feeds batches from a DataLoader with the reference's transforms on a
 synthetic in-memory CIFAR-like split (50,000 random 32x32 images); "compute" reuses one batch.
 
@@ -25,6 +27,9 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "tools"))
 import golden_backbones  # noqa: E402
 from golden_relationnet import focal_loss  # noqa: E402
+from golden_simclr import return_loss_fn  # noqa: E402
+from golden_rotationnet import rotate_reference  # noqa: E402
+from golden_deepinfomax import DeepInfoMaxLoss, encode_conv4  # noqa: E402
 
 MEAN, STD = (0.491, 0.482, 0.447), (0.247, 0.243, 0.262)
 
@@ -74,12 +79,29 @@ def main():
         head = nn.Sequential(nn.Linear(2 * d, 256), nn.BatchNorm1d(256), nn.LeakyReLU(), nn.Linear(256, 1))
         opt = torch.optim.Adam([{"params": net.parameters(), "lr": 1e-3}, {"params": head.parameters(), "lr": 1e-3}])
         views = K
+    elif method == "simclr":
+        tf = transforms.Compose([
+            transforms.RandomResizedCrop(32, scale=(0.08, 1.0)), transforms.RandomHorizontalFlip(),
+            transforms.RandomApply([transforms.ColorJitter(0.8, 0.8, 0.8, 0.2)], p=0.8),
+            transforms.RandomGrayscale(p=0.2), transforms.ToTensor(), norm])
+        head = nn.Sequential(nn.Linear(d, 256), nn.BatchNorm1d(256), nn.LeakyReLU(), nn.Linear(256, 64))
+        opt = torch.optim.Adam([{"params": net.parameters(), "lr": 1e-3}, {"params": head.parameters(), "lr": 1e-3}])
+        views = 2
     else:
-        tf = transforms.Compose([transforms.RandomCrop(32, padding=4), transforms.RandomHorizontalFlip(),
-                                 transforms.ToTensor(), norm])
-        head = nn.Linear(d, 10)
-        opt = torch.optim.SGD([{"params": net.parameters(), "lr": 0.1}, {"params": head.parameters(), "lr": 0.1}],
-                              momentum=0.9)
+        crop = [transforms.RandomCrop(32, padding=4)] if method != "deepinfomax" else []
+        tf = transforms.Compose(crop + [transforms.RandomHorizontalFlip(), transforms.ToTensor(), norm])
+        if method == "rotationnet":
+            head = nn.Linear(d, 4)
+        elif method == "deepinfomax":
+            head = DeepInfoMaxLoss(d, 8)
+        else:
+            head = nn.Linear(d, 10)
+        if method == "standard":
+            opt = torch.optim.SGD([{"params": net.parameters(), "lr": 0.1},
+                                   {"params": head.parameters(), "lr": 0.1}], momentum=0.9)
+        else:
+            lr = 1e-4 if method == "deepinfomax" else 1e-3
+            opt = torch.optim.Adam([{"params": net.parameters(), "lr": lr}, {"params": head.parameters(), "lr": lr}])
         views = 1
     data = np.random.RandomState(1).randint(0, 256, size=(50000, 32, 32, 3), dtype=np.uint8)
     loader = DataLoader(Views(data, views, tf), batch_size=B, shuffle=True, num_workers=workers, drop_last=True)
@@ -94,6 +116,16 @@ def main():
             feats = net(x)
             pairs, targets = aggregate(feats, K)
             loss = focal_loss(head(pairs).squeeze(), targets)
+        elif method == "simclr":
+            x = torch.stack(data_views, 1).reshape(-1, *data_views[0].shape[1:])  # rows 2n, 2n+1: views of n
+            loss = return_loss_fn(head(net(x)))
+        elif method == "rotationnet":
+            x, target = rotate_reference(data_views[0])
+            loss = F.cross_entropy(head(net(x)), target)
+        elif method == "deepinfomax":
+            y, M = encode_conv4(net, data_views[0])
+            M_prime = torch.cat((M[1:], M[0].unsqueeze(0)), dim=0)
+            loss = head(y, M, M_prime)
         else:
             loss = F.cross_entropy(head(net(data_views[0])), labels)
         loss.backward()

@@ -5,7 +5,9 @@
 #
 # usage: bash bench/run_steps.sh [ROUNDS]   (default 1; the PyTorch headline step takes ~7 s)
 # Cases: relationnet conv4 K=32 B=64 (full step with augmentation, and compute only),
-# relationnet resnet32 K=4 B=64, standard resnet32 B=128. Synthetic 32x32 data (no CIFAR here).
+# relationnet resnet32 K=4 B=64, standard resnet32 B=128, and each baseline's step on conv4 with
+# B=128 (deepcluster's step is standard's plus a head; its per-epoch k-means has bench_kmeans).
+# Synthetic 32x32 data (no CIFAR here).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROUNDS=${1:-1}
@@ -15,7 +17,9 @@ export OMP_NUM_THREADS=${OMP_NUM_THREADS:-$(nproc)}
 PY=/usr/bin/python3
 # method backbone K batch steps mode relate-loader-threads torch-workers
 CASES=("relationnet conv4 32 64 5 full 2 2" "relationnet conv4 32 64 5 compute 2 0"
-       "relationnet resnet32 4 64 5 compute 2 0" "standard resnet32 1 128 5 compute 2 0")
+       "relationnet resnet32 4 64 5 compute 2 0" "standard resnet32 1 128 5 compute 2 0"
+       "simclr conv4 2 128 5 compute 2 0" "rotationnet conv4 1 128 5 compute 2 0"
+       "deepinfomax conv4 1 128 3 compute 2 0" "standard conv4 1 128 5 compute 2 0")
 echo "date: $(date -u '+%Y-%m-%d %H:%M UTC'); cpu: $(lscpu | sed -n 's/^Model name: *//p'), $(nproc) cores;" \
      "OMP_NUM_THREADS=$OMP_NUM_THREADS OPENBLAS_CORETYPE=${OPENBLAS_CORETYPE:-unset}; rounds: $ROUNDS;" \
      "load average at start: $(cut -d' ' -f1-3 /proc/loadavg)"

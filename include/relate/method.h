@@ -39,7 +39,8 @@ typedef struct relate_method_config {
     int num_classes;         /* classes of the training dataset (standard's classifier) */
     int epochs;              /* total epochs E (learning-rate schedules) */
     uint64_t seed;
-    bool factorised_head;    /* relationnet: the exact W_a F + W_b F shortcut (default true) */
+    bool factorised_head;    /* the exact factorised heads (default true): relationnet W_a F + W_b F,
+                              * deepinfomax per-image y term; false runs the literal computation */
 } relate_method_config;
 
 /* relationnet, conv4, cat, K = 32, 10 classes, 200 epochs, seed 1, factorised head. */
