@@ -32,8 +32,6 @@ typedef struct deepcluster {
     relate_params head; /* the `classifier` state dict */
     relate_linear_layer linear1, linear2;
     relate_bn_layer bn1;
-    relate_param **bb_params, **head_params;
-    int nbb, nhead;
     relate_adam adam;
     int32_t *pseudo; /* [n] pseudo-label of each dataset index, from the epoch's clustering */
     int64_t n;
@@ -185,15 +183,11 @@ static relate_status dc_init(relate_method *m, relate_error *err)
     relate_bn_init(&dc->bn1);
     relate_linear_init_default(&dc->linear2, &rng);
     dc->weights = malloc((size_t)dc->k * sizeof *dc->weights);
-    dc->bb_params = relate_collect_params(&m->backbone.params, &dc->nbb);
-    dc->head_params = relate_collect_params(&dc->head, &dc->nhead);
-    if (!dc->weights || !dc->bb_params || !dc->head_params)
+    if (!dc->weights)
         return relate_error_set(err, RELATE_ERR_NOMEM, "out of memory");
     for (int c = 0; c < dc->k; c++)
         dc->weights[c] = 1.0f;
-    relate_param_group groups[2] = {{.params = dc->bb_params, .count = dc->nbb, .lr = 1e-3},
-                                    {.params = dc->head_params, .count = dc->nhead, .lr = 1e-3}};
-    return relate_adam_init(&dc->adam, groups, 2, 0.9, 0.999, 1e-8, err);
+    return relate_backbone_head_adam(&dc->adam, &m->backbone.params, &dc->head, 1e-3, err);
 }
 
 static void dc_destroy(relate_method *m)
@@ -203,8 +197,6 @@ static void dc_destroy(relate_method *m)
         return;
     relate_adam_free(&dc->adam);
     relate_params_free(&dc->head);
-    free(dc->bb_params);
-    free(dc->head_params);
     free(dc->pseudo);
     free(dc->weights);
     free(dc->targets);

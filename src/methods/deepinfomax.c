@@ -25,8 +25,6 @@
 typedef struct deepinfomax {
     relate_params disc; /* the `loss_fn` state dict: local_d.c0..c2 (1x1 convs), prior_d.l0..l2 */
     relate_linear_layer c0, c1, c2, l0, l1, l2; /* c*: weights [out, in, 1, 1] viewed as Linear(in, out) */
-    relate_param **bb_params, **disc_params;
-    int nbb, ndisc;
     relate_adam adam;
     int epoch;  /* from epoch_begin: keys the prior samples */
     float *u;   /* [B, d] prior samples of the current batch */
@@ -69,13 +67,7 @@ static relate_status dim_init(relate_method *m, relate_error *err)
     relate_linear_layer *layers[] = {&s->c0, &s->c1, &s->c2, &s->l0, &s->l1, &s->l2};
     for (int i = 0; i < 6; i++)
         relate_linear_init_default(layers[i], &rng);
-    s->bb_params = relate_collect_params(&m->backbone.params, &s->nbb);
-    s->disc_params = relate_collect_params(&s->disc, &s->ndisc);
-    if (!s->bb_params || !s->disc_params)
-        return relate_error_set(err, RELATE_ERR_NOMEM, "out of memory");
-    relate_param_group groups[2] = {{.params = s->bb_params, .count = s->nbb, .lr = DIM_LR},
-                                    {.params = s->disc_params, .count = s->ndisc, .lr = DIM_LR}};
-    return relate_adam_init(&s->adam, groups, 2, 0.9, 0.999, 1e-8, err);
+    return relate_backbone_head_adam(&s->adam, &m->backbone.params, &s->disc, DIM_LR, err);
 }
 
 static void dim_destroy(relate_method *m)
@@ -85,8 +77,6 @@ static void dim_destroy(relate_method *m)
         return;
     relate_adam_free(&s->adam);
     relate_params_free(&s->disc);
-    free(s->bb_params);
-    free(s->disc_params);
     free(s->u);
     free(s);
     m->impl = NULL;

@@ -147,6 +147,24 @@ relate_param **relate_collect_params(const relate_params *p, int *count)
     return out;
 }
 
+relate_status relate_backbone_head_adam(relate_adam *opt, const relate_params *backbone, const relate_params *head,
+                                        double lr, relate_error *err)
+{
+    int nbb = 0, nhead = 0;
+    relate_param **bb = relate_collect_params(backbone, &nbb), **hd = relate_collect_params(head, &nhead);
+    relate_status st;
+    if (!bb || !hd) {
+        st = relate_error_set(err, RELATE_ERR_NOMEM, "out of memory");
+    } else {
+        /* The optimizer keeps its own copies of the pointer arrays. */
+        relate_param_group groups[2] = {{.params = bb, .count = nbb, .lr = lr}, {.params = hd, .count = nhead, .lr = lr}};
+        st = relate_adam_init(opt, groups, 2, 0.9, 0.999, 1e-8, err);
+    }
+    free(bb);
+    free(hd);
+    return st;
+}
+
 void relate_head_rng(relate_rng *r, uint64_t seed, uint32_t head_index)
 {
     relate_rng_init(r, seed, 1 + head_index, 0, RELATE_PURPOSE_INIT);

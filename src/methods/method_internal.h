@@ -37,6 +37,11 @@ extern const relate_method_ops relate_method_deepcluster;
  * malloc'd; *count receives their number. NULL when out of memory. */
 relate_param **relate_collect_params(const relate_params *p, int *count);
 
+/* Adam (betas 0.9/0.999, eps 1e-8) on the two groups every self-supervised method uses: the
+ * backbone's parameters, then the head's, both at lr (spec 3, "groups (backbone; head)"). */
+relate_status relate_backbone_head_adam(relate_adam *opt, const relate_params *backbone, const relate_params *head,
+                                        double lr, relate_error *err);
+
 /* The head streams of a seed: the reference re-seeds before building heads (spec 1.3 step 4), so
  * heads draw from their own stream, never from the backbone's. */
 void relate_head_rng(relate_rng *r, uint64_t seed, uint32_t head_index);

@@ -24,8 +24,6 @@ typedef struct relationnet {
     relate_params head; /* the `relation` state dict */
     relate_linear_layer linear1, linear2;
     relate_bn_layer bn1;
-    relate_param **bb_params, **head_params;
-    int nbb, nhead;
     relate_adam adam;
     /* Pair lists of the last batch size seen (the last batch of an epoch may be smaller). */
     int32_t *ia, *ib;
@@ -106,13 +104,7 @@ static relate_status rn_init(relate_method *m, relate_error *err)
     relate_linear_init_default(&r->linear1, &rng);
     relate_bn_init(&r->bn1);
     relate_linear_init_default(&r->linear2, &rng);
-    r->bb_params = relate_collect_params(&m->backbone.params, &r->nbb);
-    r->head_params = relate_collect_params(&r->head, &r->nhead);
-    if (!r->bb_params || !r->head_params)
-        return relate_error_set(err, RELATE_ERR_NOMEM, "out of memory");
-    relate_param_group groups[2] = {{.params = r->bb_params, .count = r->nbb, .lr = 1e-3},
-                                    {.params = r->head_params, .count = r->nhead, .lr = 1e-3}};
-    return relate_adam_init(&r->adam, groups, 2, 0.9, 0.999, 1e-8, err);
+    return relate_backbone_head_adam(&r->adam, &m->backbone.params, &r->head, 1e-3, err);
 }
 
 static void rn_destroy(relate_method *m)
@@ -122,8 +114,6 @@ static void rn_destroy(relate_method *m)
         return;
     relate_adam_free(&r->adam);
     relate_params_free(&r->head);
-    free(r->bb_params);
-    free(r->head_params);
     free(r->ia);
     free(r->ib);
     free(r->targets);

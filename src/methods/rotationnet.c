@@ -13,8 +13,6 @@
 typedef struct rotationnet {
     relate_params head; /* the `classifier` state dict */
     relate_linear_layer linear;
-    relate_param **bb_params, **head_params;
-    int nbb, nhead;
     relate_adam adam;
 } rotationnet;
 
@@ -34,13 +32,7 @@ static relate_status rot_init(relate_method *m, relate_error *err)
     relate_rng rng;
     relate_head_rng(&rng, m->cfg.seed, 0);
     relate_linear_init_default(&r->linear, &rng);
-    r->bb_params = relate_collect_params(&m->backbone.params, &r->nbb);
-    r->head_params = relate_collect_params(&r->head, &r->nhead);
-    if (!r->bb_params || !r->head_params)
-        return relate_error_set(err, RELATE_ERR_NOMEM, "out of memory");
-    relate_param_group groups[2] = {{.params = r->bb_params, .count = r->nbb, .lr = 1e-3},
-                                    {.params = r->head_params, .count = r->nhead, .lr = 1e-3}};
-    return relate_adam_init(&r->adam, groups, 2, 0.9, 0.999, 1e-8, err);
+    return relate_backbone_head_adam(&r->adam, &m->backbone.params, &r->head, 1e-3, err);
 }
 
 static void rot_destroy(relate_method *m)
@@ -50,8 +42,6 @@ static void rot_destroy(relate_method *m)
         return;
     relate_adam_free(&r->adam);
     relate_params_free(&r->head);
-    free(r->bb_params);
-    free(r->head_params);
     free(r);
     m->impl = NULL;
 }

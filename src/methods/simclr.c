@@ -16,8 +16,6 @@ typedef struct simclr {
     relate_params head; /* the `head` state dict */
     relate_linear_layer linear1, linear2;
     relate_bn_layer bn1;
-    relate_param **bb_params, **head_params;
-    int nbb, nhead;
     relate_adam adam;
 } simclr;
 
@@ -41,13 +39,7 @@ static relate_status sc_init(relate_method *m, relate_error *err)
     relate_linear_init_default(&s->linear1, &rng);
     relate_bn_init(&s->bn1);
     relate_linear_init_default(&s->linear2, &rng);
-    s->bb_params = relate_collect_params(&m->backbone.params, &s->nbb);
-    s->head_params = relate_collect_params(&s->head, &s->nhead);
-    if (!s->bb_params || !s->head_params)
-        return relate_error_set(err, RELATE_ERR_NOMEM, "out of memory");
-    relate_param_group groups[2] = {{.params = s->bb_params, .count = s->nbb, .lr = 1e-3},
-                                    {.params = s->head_params, .count = s->nhead, .lr = 1e-3}};
-    return relate_adam_init(&s->adam, groups, 2, 0.9, 0.999, 1e-8, err);
+    return relate_backbone_head_adam(&s->adam, &m->backbone.params, &s->head, 1e-3, err);
 }
 
 static void sc_destroy(relate_method *m)
@@ -57,8 +49,6 @@ static void sc_destroy(relate_method *m)
         return;
     relate_adam_free(&s->adam);
     relate_params_free(&s->head);
-    free(s->bb_params);
-    free(s->head_params);
     free(s);
     m->impl = NULL;
 }
