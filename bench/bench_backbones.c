@@ -11,22 +11,10 @@
 #include <sys/resource.h>
 #include <time.h>
 
+#include "bench_common.h"
 #include "relate/graph.h"
 #include "relate/nn.h"
 #include "relate/rng.h"
-
-static double now(void)
-{
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return (double)t.tv_sec + (double)t.tv_nsec * 1e-9;
-}
-
-static int cmp_double(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
 
 int main(int argc, char **argv)
 {
@@ -58,7 +46,7 @@ int main(int argc, char **argv)
     const int warmup = 2;
     double *t = malloc(sizeof(double) * (size_t)steps);
     for (int it = 0; it < warmup + steps; it++) {
-        double t0 = now();
+        double t0 = bench_now();
         relate_tensor *y = relate_backbone_forward(g, &bb, relate_tensor_wrap(g, 4, (int64_t[]){n, 3, s, s}, x), true);
         relate_tensor *loss = relate_sum(g, relate_mul(g, y, relate_tensor_wrap(g, 2, (int64_t[]){n, bb.feature_size}, r)));
         if (!loss || relate_graph_backward(g, loss) != RELATE_OK) {
@@ -68,9 +56,9 @@ int main(int argc, char **argv)
         relate_params_zero_grad(&bb.params);
         relate_graph_reset(g);
         if (it >= warmup)
-            t[it - warmup] = now() - t0;
+            t[it - warmup] = bench_now() - t0;
     }
-    qsort(t, (size_t)steps, sizeof(double), cmp_double);
+    qsort(t, (size_t)steps, sizeof(double), bench_cmp_double);
     struct rusage ru;
     getrusage(RUSAGE_SELF, &ru);
     double med = t[steps / 2];

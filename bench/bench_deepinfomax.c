@@ -11,22 +11,10 @@
 #include <string.h>
 #include <time.h>
 
+#include "bench_common.h"
 #include "relate/graph.h"
 #include "relate/method.h"
 #include "relate/rng.h"
-
-static double now(void)
-{
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return (double)t.tv_sec + (double)t.tv_nsec * 1e-9;
-}
-
-static int cmp_double(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
 
 static void fill_normal(float *x, size_t n, uint32_t stream)
 {
@@ -54,15 +42,15 @@ static int time_steps(bool fused, int B, int S, int steps, float *images)
     for (int it = 0; it < warmup + steps; it++) {
         relate_step_result r;
         batch.number = it;
-        double t0 = now();
+        double t0 = bench_now();
         if (relate_method_step(m, g, &batch, &r, &err) != RELATE_OK) {
             fprintf(stderr, "step: %s\n", err.msg);
             return 1;
         }
         if (it >= warmup)
-            t[it - warmup] = now() - t0;
+            t[it - warmup] = bench_now() - t0;
     }
-    qsort(t, (size_t)steps, sizeof *t, cmp_double);
+    qsort(t, (size_t)steps, sizeof *t, bench_cmp_double);
     printf("relate deepinfomax %d %d %s step_ms %.1f min %.1f - peak_arena_mib %.0f\n", B, S,
            fused ? "fused" : "literal", t[steps / 2] * 1e3, t[0] * 1e3,
            (double)relate_graph_peak_bytes(g) / (1024.0 * 1024.0));
@@ -100,7 +88,7 @@ static void time_local(int B, int S, int steps)
     for (int it = 0; it < 1 + steps; it++) {
         relate_graph_reset(g);
         relate_params_zero_grad(&p);
-        double t0 = now();
+        double t0 = bench_now();
         relate_tensor *x[7];
         for (int i = 0; i < 7; i++)
             x[i] = relate_param_tensor(g, in[i]);
@@ -110,9 +98,9 @@ static void time_local(int B, int S, int steps)
             return;
         }
         if (it >= 1)
-            t[it - 1] = now() - t0;
+            t[it - 1] = bench_now() - t0;
     }
-    qsort(t, (size_t)steps, sizeof *t, cmp_double);
+    qsort(t, (size_t)steps, sizeof *t, bench_cmp_double);
     printf("relate deepinfomax %d %d fused local_fwd_bwd_ms %.1f min %.1f\n", B, S, t[steps / 2] * 1e3, t[0] * 1e3);
     free(t);
     relate_graph_destroy(g);

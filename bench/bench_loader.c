@@ -19,18 +19,11 @@
 #include <sys/resource.h>
 #include <time.h>
 
+#include "bench_common.h"
 #include "relate/loader.h"
 #include "relate/rng.h"
 
-#define N_IMAGES 50000
-#define SIDE 32
-
-static double now(void)
-{
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return (double)t.tv_sec + (double)t.tv_nsec * 1e-9;
-}
+#define N_IMAGES BENCH_N_IMAGES
 
 int main(int argc, char **argv)
 {
@@ -46,34 +39,12 @@ int main(int argc, char **argv)
                 N_IMAGES);
         return 2;
     }
-    relate_split split = {0};
-    split.present = true;
-    split.count = N_IMAGES;
-    split.width = split.height = SIDE;
-    size_t nbytes = (size_t)N_IMAGES * SIDE * SIDE * 3;
-    split.pixels = malloc(nbytes);
-    split.labels = malloc(sizeof(int32_t) * N_IMAGES);
-    if (!split.pixels || !split.labels) {
+    relate_split split;
+    relate_dataset_info info;
+    if (bench_synthetic_cifar(&split, &info) != 0) {
         fprintf(stderr, "out of memory\n");
         return 1;
     }
-    relate_rng rng;
-    relate_rng_init(&rng, 1, 0, 0, RELATE_PURPOSE_TEST);
-    for (size_t i = 0; i < nbytes; i += 4) {
-        uint32_t v = relate_rng_u32(&rng);
-        memcpy(split.pixels + i, &v, 4);
-    }
-    for (int i = 0; i < N_IMAGES; i++)
-        split.labels[i] = i % 10;
-    relate_dataset_info info = {0};
-    snprintf(info.name, sizeof info.name, "synthetic-cifar");
-    info.num_classes = 10;
-    info.image_size = SIDE;
-    const float mean[3] = {0.491f, 0.482f, 0.447f}, std[3] = {0.247f, 0.243f, 0.262f};
-    memcpy(info.mean, mean, sizeof mean);
-    memcpy(info.std, std, sizeof std);
-    info.crop_padding = 4;
-    info.cutout = 0.25f;
 
     relate_loader_config cfg = relate_loader_defaults(&split, &info, RELATE_T1);
     cfg.views = views;
@@ -95,9 +66,9 @@ int main(int argc, char **argv)
     while (relate_loader_next(l, &b) == 1) {
         sink += b.images[0]; /* touch the batch, as a consumer would */
         if (++got == warmup)
-            t0 = now();
+            t0 = bench_now();
         if (got == warmup + batches) {
-            secs = now() - t0;
+            secs = bench_now() - t0;
             break;
         }
     }
@@ -109,7 +80,6 @@ int main(int argc, char **argv)
     if (sink == 12345.678) /* keeps the touch from being optimised away */
         fputc(' ', stderr);
     relate_loader_destroy(l);
-    free(split.pixels);
-    free(split.labels);
+    bench_synthetic_free(&split);
     return 0;
 }

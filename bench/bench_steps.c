@@ -13,25 +13,13 @@
 #include <sys/resource.h>
 #include <time.h>
 
+#include "bench_common.h"
 #include "relate/loader.h"
 #include "relate/method.h"
 #include "relate/rng.h"
 
-#define N_IMAGES 50000
-#define SIDE 32
-
-static double now(void)
-{
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return (double)t.tv_sec + (double)t.tv_nsec * 1e-9;
-}
-
-static int cmp_double(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
+#define N_IMAGES BENCH_N_IMAGES
+#define SIDE BENCH_SIDE
 
 int main(int argc, char **argv)
 {
@@ -48,31 +36,12 @@ int main(int argc, char **argv)
         fprintf(stderr, "steps >= 1, batch >= 2, (steps + 2) * batch <= %d\n", N_IMAGES);
         return 2;
     }
-    relate_split split = {0};
-    split.present = true;
-    split.count = N_IMAGES;
-    split.width = split.height = SIDE;
-    size_t nbytes = (size_t)N_IMAGES * SIDE * SIDE * 3;
-    split.pixels = malloc(nbytes);
-    split.labels = malloc(sizeof(int32_t) * N_IMAGES);
-    relate_rng rng;
-    relate_rng_init(&rng, 1, 0, 0, RELATE_PURPOSE_TEST);
-    for (size_t i = 0; i < nbytes; i += 4) {
-        uint32_t v = relate_rng_u32(&rng);
-        memcpy(split.pixels + i, &v, 4);
+    relate_split split;
+    relate_dataset_info info;
+    if (bench_synthetic_cifar(&split, &info) != 0) {
+        fprintf(stderr, "out of memory\n");
+        return 1;
     }
-    for (int i = 0; i < N_IMAGES; i++)
-        split.labels[i] = i % 10;
-    relate_dataset_info info = {0};
-    snprintf(info.name, sizeof info.name, "synthetic-cifar");
-    info.num_classes = 10;
-    info.image_size = SIDE;
-    const float mean[3] = {0.491f, 0.482f, 0.447f}, std[3] = {0.247f, 0.243f, 0.262f};
-    memcpy(info.mean, mean, sizeof mean);
-    memcpy(info.std, std, sizeof std);
-    info.crop_padding = 4;
-    info.cutout = 0.25f;
-    info.unsupervised_split = RELATE_SPLIT_TRAIN;
 
     relate_error err = {0};
     relate_method_config mc = relate_method_defaults();
@@ -122,7 +91,7 @@ int main(int argc, char **argv)
     relate_graph *g = relate_graph_create();
     double *t = malloc(sizeof(double) * (size_t)steps);
     for (int it = 0; it < warmup + steps; it++) {
-        double t0 = now();
+        double t0 = bench_now();
         relate_batch b = fixed;
         if (full && relate_loader_next(l, &b) != 1) {
             fprintf(stderr, "loader ran dry\n");
@@ -134,9 +103,9 @@ int main(int argc, char **argv)
             return 1;
         }
         if (it >= warmup)
-            t[it - warmup] = now() - t0;
+            t[it - warmup] = bench_now() - t0;
     }
-    qsort(t, (size_t)steps, sizeof(double), cmp_double);
+    qsort(t, (size_t)steps, sizeof(double), bench_cmp_double);
     struct rusage ru;
     getrusage(RUSAGE_SELF, &ru);
     double med = t[steps / 2];
@@ -147,7 +116,6 @@ int main(int argc, char **argv)
     relate_method_free(m);
     free(images);
     free(t);
-    free(split.pixels);
-    free(split.labels);
+    bench_synthetic_free(&split);
     return 0;
 }
