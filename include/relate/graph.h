@@ -52,8 +52,17 @@ void *relate_graph_fail(relate_graph *g, relate_status code, const char *fmt, ..
     __attribute__((format(printf, 3, 4)));
 /* When false, ops record nothing (inference); default true. */
 void relate_graph_set_grad_enabled(relate_graph *g, bool enabled);
+/* By default a backward pass hands the gradient of each op output back for reuse as soon as the
+ * op's backward step has run, so after relate_graph_backward only leaf tensors (inputs made with
+ * relate_tensor_new/wrap, parameters) still hold gradients. keep=true keeps every gradient until
+ * the reset (for tests that inspect intermediate gradients). */
+void relate_graph_keep_grads(relate_graph *g, bool keep);
 /* The arena's high-water mark: the peak memory of a step's activations and gradients. */
 size_t relate_graph_peak_bytes(const relate_graph *g);
+/* The work done since the last reset, for benchmarks' floors: FLOPs of the matrix products
+ * (convolutions, linear layers, matmuls; forward and backward, 2 per multiply-add) and the bytes
+ * of those layers' outputs (each written once by any implementation that does not recompute). */
+void relate_graph_work(const relate_graph *g, double *flops, double *layer_bytes);
 /* Scratch memory from the step's arena (freed by reset). */
 void *relate_graph_alloc(relate_graph *g, size_t bytes);
 
@@ -122,6 +131,22 @@ relate_tensor *relate_matmul(relate_graph *g, relate_tensor *a, relate_tensor *b
  * tensor). relationnet's pairs without materialising them per layer. The index lists are copied. */
 relate_tensor *relate_pair_rows(relate_graph *g, relate_tensor *a, const int32_t *ia, relate_tensor *b,
                                 const int32_t *ib, int64_t rows, relate_tensor *bias, bool max);
+/* relationnet's relation head over pair rows in one op: logits [rows, 1] =
+ * Linear(C, 1)(LeakyReLU(BatchNorm1d(pair_rows(a, ia, b, ib, bias1)))), batch norm in training mode
+ * (updates the running statistics and num_batches_tracked). The same function as composing
+ * relate_pair_rows, relate_batch_norm, relate_leaky_relu and relate_linear, but it stores only the
+ * [rows, C] pre-norm tensor and recomputes the rest in the backward pass (less memory, fewer
+ * passes over it). The index lists are copied. */
+typedef struct relate_relation_head_layers {
+    relate_tensor *bias1;              /* [C]: linear1's bias */
+    relate_tensor *gamma, *beta;       /* [C]: bn1 */
+    float *running_mean, *running_var; /* [C]: bn1's buffers */
+    int64_t *num_batches_tracked;      /* may be NULL */
+    relate_tensor *w2, *b2;            /* [1, C] and [1]: linear2 */
+    float momentum, eps, slope;
+} relate_relation_head_layers;
+relate_tensor *relate_relation_head(relate_graph *g, relate_tensor *a, const int32_t *ia, relate_tensor *b,
+                                    const int32_t *ib, int64_t rows, const relate_relation_head_layers *l);
 relate_tensor *relate_log_softmax(relate_graph *g, relate_tensor *x);
 /* F.normalize(x [N,C], p=2, dim=1, eps). */
 relate_tensor *relate_l2_normalize(relate_graph *g, relate_tensor *x, float eps);

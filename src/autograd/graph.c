@@ -25,6 +25,7 @@ void relate_graph_destroy(relate_graph *g)
     relate_arena_free(&g->arena);
     free(g->workspace);
     free(g->tape);
+    free(g->free_grads);
     free(g);
 }
 
@@ -32,13 +33,25 @@ void relate_graph_reset(relate_graph *g)
 {
     relate_arena_reset(&g->arena);
     g->tape_count = 0;
+    g->free_count = 0;
+    g->last_out = NULL;
+    g->flops = g->layer_bytes = 0;
     memset(&g->err, 0, sizeof g->err);
 }
 
 relate_status relate_graph_status(const relate_graph *g) { return g->err.code; }
 const relate_error *relate_graph_error(const relate_graph *g) { return &g->err; }
 void relate_graph_set_grad_enabled(relate_graph *g, bool enabled) { g->grad_enabled = enabled; }
+void relate_graph_keep_grads(relate_graph *g, bool keep) { g->keep_grads = keep; }
 size_t relate_graph_peak_bytes(const relate_graph *g) { return g->arena.high_water + g->workspace_size; }
+
+void relate_graph_work(const relate_graph *g, double *flops, double *layer_bytes)
+{
+    if (flops)
+        *flops = g->flops;
+    if (layer_bytes)
+        *layer_bytes = g->layer_bytes;
+}
 
 void *relate_graph_fail(relate_graph *g, relate_status code, const char *fmt, ...)
 {
@@ -152,6 +165,7 @@ relate_tensor *relate_op_output(relate_graph *g, int ndim, const int64_t *shape,
     relate_tensor *t = relate_tensor_new(g, ndim, shape);
     if (t && g->grad_enabled)
         t->requires_grad = (in0 && in0->requires_grad) || (in1 && in1->requires_grad);
+    g->last_out = t;
     return t;
 }
 
@@ -171,6 +185,8 @@ void relate_op_record(relate_graph *g, relate_backward_fn fn, void *ctx)
     }
     g->tape[g->tape_count].fn = fn;
     g->tape[g->tape_count].ctx = ctx;
+    g->tape[g->tape_count].out = g->last_out;
+    g->last_out = NULL;
     g->tape_count++;
 }
 
@@ -184,15 +200,47 @@ void *relate_op_save(relate_graph *g, relate_backward_fn fn, const void *ctx, si
     return copy;
 }
 
+/* A zeroed gradient buffer: a released one of the same size if any (activations of one network
+ * come in few sizes, so exact matches are the rule), else fresh arena memory. */
+static float *grad_buffer(relate_graph *g, size_t bytes)
+{
+    for (int i = g->free_count - 1; i >= 0; i--)
+        if (g->free_grads[i].bytes == bytes) {
+            float *buf = g->free_grads[i].buf;
+            g->free_grads[i] = g->free_grads[--g->free_count];
+            memset(buf, 0, bytes);
+            return buf;
+        }
+    return relate_arena_calloc(&g->arena, bytes);
+}
+
 float *relate_grad_of(relate_graph *g, relate_tensor *t)
 {
     if (!t || !t->requires_grad)
         return NULL;
     if (!t->grad)
-        t->grad = relate_arena_calloc(&g->arena, (size_t)t->numel * sizeof(float));
+        t->grad = grad_buffer(g, (size_t)t->numel * sizeof(float));
     if (!t->grad)
         relate_graph_fail(g, RELATE_ERR_NOMEM, "out of memory for a gradient");
     return t->grad;
+}
+
+/* After out's backward step: its gradient has been read for the last time. Parameter views never
+ * come here (they are not op outputs), and their buffers are not the arena's. */
+static void release_grad(relate_graph *g, relate_tensor *out)
+{
+    if (!out || !out->grad || out->param || g->keep_grads)
+        return;
+    if (g->free_count == g->free_cap) {
+        int cap = g->free_cap ? 2 * g->free_cap : 64;
+        relate_free_grad *nf = realloc(g->free_grads, (size_t)cap * sizeof *nf);
+        if (!nf)
+            return; /* not reusing a buffer is always correct */
+        g->free_grads = nf;
+        g->free_cap = cap;
+    }
+    g->free_grads[g->free_count++] = (relate_free_grad){out->grad, (size_t)out->numel * sizeof(float)};
+    out->grad = NULL;
 }
 
 relate_status relate_graph_backward(relate_graph *g, relate_tensor *loss)
@@ -212,7 +260,10 @@ relate_status relate_graph_backward(relate_graph *g, relate_tensor *loss)
     if (!seed)
         return g->err.code;
     seed[0] += 1.0f;
-    for (int i = g->tape_count - 1; i >= 0 && g->err.code == RELATE_OK; i--)
+    for (int i = g->tape_count - 1; i >= 0 && g->err.code == RELATE_OK; i--) {
         g->tape[i].fn(g, g->tape[i].ctx);
+        if (g->tape[i].out != loss)
+            release_grad(g, g->tape[i].out);
+    }
     return g->err.code;
 }

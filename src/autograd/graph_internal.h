@@ -11,7 +11,14 @@ typedef void (*relate_backward_fn)(relate_graph *g, void *ctx);
 typedef struct relate_tape_node {
     relate_backward_fn fn;
     void *ctx;
+    relate_tensor *out; /* the op's output: its gradient is dead once fn has run */
 } relate_tape_node;
+
+/* A gradient buffer whose tensor's backward step has run, kept for reuse within the step. */
+typedef struct relate_free_grad {
+    float *buf;
+    size_t bytes;
+} relate_free_grad;
 
 struct relate_graph {
     relate_arena arena;
@@ -21,12 +28,20 @@ struct relate_graph {
     bool grad_enabled;
     void *workspace;       /* transient scratch shared by every op call (see relate_graph_workspace) */
     size_t workspace_size;
+    double flops, layer_bytes; /* work of the step so far (relate_graph_work) */
+    relate_tensor *last_out;   /* newest relate_op_output not yet claimed by a tape node */
+    relate_free_grad *free_grads;
+    int free_count, free_cap;
+    bool keep_grads;           /* relate_graph_keep_grads */
 };
 
 /* Output tensor of an op: shape given, requires_grad if any listed input requires it. */
 relate_tensor *relate_op_output(relate_graph *g, int ndim, const int64_t *shape,
                                 relate_tensor *in0, relate_tensor *in1);
-/* Appends a backward step (only when out->requires_grad). ctx must live in the arena. */
+/* Appends a backward step (only when out->requires_grad). ctx must live in the arena. The step's
+ * output is taken to be the newest tensor made by relate_op_output since the previous step was
+ * recorded (NULL if none): every op makes its output last and records once, so after the step
+ * has run backward nothing reads that output's gradient and its buffer is reused. */
 void relate_op_record(relate_graph *g, relate_backward_fn fn, void *ctx);
 /* Copies ctx (size bytes) into the arena and records fn with the copy; NULL when out of
  * memory (the graph then holds the error). */
@@ -37,6 +52,13 @@ float *relate_grad_of(relate_graph *g, relate_tensor *t);
  * graph, grown to the largest request and reused, so it does not pile up in the step arena.
  * Valid until the next call. Records NOMEM on the graph when it fails. */
 void *relate_graph_workspace(relate_graph *g, size_t bytes);
+/* Adds to the step's work counters: an op's matrix-product FLOPs and the bytes of the layer
+ * output it wrote (see relate_graph_work). */
+static inline void relate_graph_count(relate_graph *g, double flops, double layer_bytes)
+{
+    g->flops += flops;
+    g->layer_bytes += layer_bytes;
+}
 /* Arena allocation that records NOMEM on the graph when it fails. */
 void *relate_graph_scratch(relate_graph *g, size_t bytes);
 

@@ -295,9 +295,11 @@ typedef struct {
 static void matmul_backward(relate_graph *g, void *p)
 {
     mm_ctx *c = p;
-    if (c->y->grad)
-        relate_matmul_backward(relate_grad_of(g, c->a), relate_grad_of(g, c->b), c->y->grad, c->a->data,
-                               c->b->data, c->m, c->n, c->k, c->ta, c->tb);
+    if (!c->y->grad)
+        return;
+    float *da = relate_grad_of(g, c->a), *db = relate_grad_of(g, c->b);
+    relate_graph_count(g, 2.0 * c->m * c->n * c->k * ((da != NULL) + (db != NULL)), 0);
+    relate_matmul_backward(da, db, c->y->grad, c->a->data, c->b->data, c->m, c->n, c->k, c->ta, c->tb);
 }
 
 relate_tensor *relate_matmul(relate_graph *g, relate_tensor *a, relate_tensor *b, bool trans_a, bool trans_b)
@@ -316,6 +318,7 @@ relate_tensor *relate_matmul(relate_graph *g, relate_tensor *a, relate_tensor *b
     if (!y)
         return NULL;
     relate_matmul_forward(y->data, a->data, b->data, (int)m, (int)n, (int)ka, trans_a, trans_b);
+    relate_graph_count(g, 2.0 * m * n * ka, (double)y->numel * sizeof(float));
     if (y->requires_grad && !relate_op_save(g, matmul_backward, &(mm_ctx){a, b, y, (int)m, (int)n, (int)ka, trans_a, trans_b}, sizeof(mm_ctx)))
         return NULL;
     return y;

@@ -14,6 +14,11 @@ typedef struct {
     relate_conv2d_dims d;
 } conv_ctx;
 
+static double conv_flops(const relate_conv2d_dims *d)
+{
+    return 2.0 * d->n * d->o * d->ho * d->wo * d->c * d->kh * d->kw;
+}
+
 static void conv2d_backward(relate_graph *g, void *p)
 {
     conv_ctx *c = p;
@@ -23,6 +28,7 @@ static void conv2d_backward(relate_graph *g, void *p)
     if (!dx && !dw)
         return;
     float *scratch = relate_graph_workspace(g, relate_conv2d_scratch_floats(&c->d, relate_get_threads()) * sizeof(float));
+    relate_graph_count(g, conv_flops(&c->d) * ((dx != NULL) + (dw != NULL)), 0);
     if (scratch)
         relate_conv2d_backward(dx, dw, c->y->grad, c->x->data, c->w->data, &c->d, scratch);
 }
@@ -48,6 +54,7 @@ relate_tensor *relate_conv2d(relate_graph *g, relate_tensor *x, relate_tensor *w
     if (!scratch)
         return NULL;
     relate_conv2d_forward(y->data, x->data, w->data, &d, scratch);
+    relate_graph_count(g, conv_flops(&d), (double)y->numel * sizeof(float));
     if (y->requires_grad && !relate_op_save(g, conv2d_backward, &(conv_ctx){x, w, y, d}, sizeof(conv_ctx)))
         return NULL;
     return y;
@@ -226,8 +233,9 @@ static void linear_backward(relate_graph *g, void *p)
     linear_ctx *c = p;
     if (!c->y->grad)
         return;
-    relate_linear_backward(relate_grad_of(g, c->x), relate_grad_of(g, c->w), relate_grad_of(g, c->b),
-                           c->y->grad, c->x->data, c->w->data, (int)c->x->shape[0],
+    float *dx = relate_grad_of(g, c->x), *dw = relate_grad_of(g, c->w);
+    relate_graph_count(g, 2.0 * (double)c->x->numel * c->w->shape[0] * ((dx != NULL) + (dw != NULL)), 0);
+    relate_linear_backward(dx, dw, relate_grad_of(g, c->b), c->y->grad, c->x->data, c->w->data, (int)c->x->shape[0],
                            (int)c->x->shape[1], (int)c->w->shape[0]);
 }
 
@@ -249,6 +257,7 @@ relate_tensor *relate_linear(relate_graph *g, relate_tensor *x, relate_tensor *w
         y->requires_grad = true;
     relate_linear_forward(y->data, x->data, w->data, b ? b->data : NULL, (int)x->shape[0],
                           (int)x->shape[1], (int)w->shape[0]);
+    relate_graph_count(g, 2.0 * (double)x->numel * w->shape[0], (double)y->numel * sizeof(float));
     if (y->requires_grad && !relate_op_save(g, linear_backward, &(linear_ctx){x, w, b, y}, sizeof(linear_ctx)))
         return NULL;
     return y;

@@ -22,10 +22,10 @@ static float beta_of(const float *beta, int ch)
     return beta ? beta[ch] : 0.0f;
 }
 
-/* Everything done with one channel's statistics once they are known, shared by both layouts. */
-static void finish_stats(double mean, double var_sum, double m, int ch, float *saved_mean,
-                         float *saved_invstd, float *running_mean, float *running_var,
-                         float momentum, float eps)
+/* Shared by both layouts and by the fused relation head (relation_head.c). */
+void relate_bn_finish_channel(double mean, double var_sum, double m, int ch, float *saved_mean,
+                              float *saved_invstd, float *running_mean, float *running_var, float momentum,
+                              float eps)
 {
     double var = var_sum / m;
     saved_mean[ch] = (float)mean;
@@ -84,7 +84,7 @@ void relate_batchnorm_forward_train(float *y, float *saved_mean, float *saved_in
             }
             float alpha[BN_BLOCK], shift[BN_BLOCK];
             for (int j = 0; j < cw; j++) {
-                finish_stats(s[j], v[j], m, c0 + j, saved_mean, saved_invstd, running_mean,
+                relate_bn_finish_channel(s[j], v[j], m, c0 + j, saved_mean, saved_invstd, running_mean,
                              running_var, momentum, eps);
                 alpha[j] = saved_invstd[c0 + j] * gamma_of(gamma, c0 + j);
                 shift[j] = beta_of(beta, c0 + j) - saved_mean[c0 + j] * alpha[j];
@@ -118,7 +118,7 @@ void relate_batchnorm_forward_train(float *y, float *saved_mean, float *saved_in
                 v += dlt * dlt;
             }
         }
-        finish_stats(mean, v, m, ch, saved_mean, saved_invstd, running_mean, running_var, momentum,
+        relate_bn_finish_channel(mean, v, m, ch, saved_mean, saved_invstd, running_mean, running_var, momentum,
                      eps);
         float alpha = saved_invstd[ch] * gamma_of(gamma, ch);
         affine_channel(y, x, n, c, hw, ch, alpha, beta_of(beta, ch) - saved_mean[ch] * alpha);

@@ -57,6 +57,11 @@ void relate_conv2d_backward_ref(float *dx, float *dw, const float *dy, const flo
  * (1-momentum)*running + momentum*batch, using the UNBIASED variance var*m/(m-1), m = n*hw
  * (when m == 1 PyTorch refuses training mode; the caller must reject it).
  * Statistics are accumulated in double. running_* may be NULL (no tracking). */
+/* The statistics of one channel once its mean and sum of squared deviations over m values are
+ * known: saved mean/invstd and PyTorch's running-stat update (unbiased variance, momentum). */
+void relate_bn_finish_channel(double mean, double var_sum, double m, int ch, float *saved_mean,
+                              float *saved_invstd, float *running_mean, float *running_var, float momentum,
+                              float eps);
 void relate_batchnorm_forward_train(float *y, float *saved_mean, float *saved_invstd,
                                     const float *x, const float *gamma, const float *beta,
                                     float *running_mean, float *running_var,
@@ -126,6 +131,24 @@ void relate_axpy(float *dx, const float *dy, float alpha, size_t count);
 typedef enum relate_pair_mode { RELATE_PAIR_SUM = 0, RELATE_PAIR_MAX = 1 } relate_pair_mode;
 void relate_pair_rows_forward(float *y, const float *a, const int32_t *ia, const float *b, const int32_t *ib,
                               const float *bias, int64_t rows, int64_t cols, relate_pair_mode mode);
+/* relationnet's head on pairs of view rows, fused (relation_head.c): logits[r] =
+ * Linear(C,1)(LeakyReLU(BatchNorm1d_train(a[ia[r]] + b[ib[r]] + bias1))). h [rows, C] is stored for
+ * the backward pass; mean/invstd [C] are the batch statistics; running stats are updated. */
+typedef struct relate_relation_head_params {
+    const float *a, *b, *bias1, *gamma, *beta, *w2;
+    const int32_t *ia, *ib;
+    float b2, slope, momentum, eps;
+} relate_relation_head_params;
+typedef struct relate_relation_head_grads {
+    float *da, *db, *dbias1, *dgamma, *dbeta, *dw2, *db2; /* accumulated; any may be NULL */
+} relate_relation_head_grads;
+size_t relate_relation_head_scratch_doubles(int64_t rows, int cols);
+void relate_relation_head_forward(float *h, float *logits, float *mean, float *invstd, float *running_mean,
+                                  float *running_var, const relate_relation_head_params *p, int64_t rows,
+                                  int cols, double *scratch);
+void relate_relation_head_backward(const relate_relation_head_grads *gr, const float *dlogits, const float *h,
+                                   const float *mean, const float *invstd, const relate_relation_head_params *p,
+                                   int64_t rows, int cols, double *scratch);
 void relate_pair_rows_backward(float *da, float *db, float *dbias, const float *dy, const float *a,
                                const int32_t *ia, const float *b, const int32_t *ib, int64_t rows, int64_t cols,
                                relate_pair_mode mode);

@@ -15,6 +15,7 @@
 enum { AGG_CAT, AGG_SUM, AGG_MEAN, AGG_MAX };
 static const char *const agg_names[] = {"cat", "sum", "mean", "max", NULL};
 
+#define LEAKY_SLOPE 0.01f
 #define FOCAL_ALPHA 0.5f
 #define FOCAL_GAMMA 2.0f
 #define HEAD_HIDDEN 256
@@ -193,6 +194,37 @@ static relate_tensor *pairs_factorised(relate_graph *g, relationnet *r, relate_t
     }
 }
 
+/* The whole head in one op (ops_pairs.c) on the per-view products of linear1: the same function
+ * as pairs_factorised + bn1 + LeakyReLU + linear2, with one stored [pairs, 256] tensor instead of
+ * six. Not for max, whose pairs do not factorise. */
+static relate_tensor *head_fused(relate_graph *g, relationnet *r, relate_tensor *f)
+{
+    relate_tensor *w = relate_param_tensor(g, r->linear1.weight);
+    const int64_t d = f ? f->shape[1] : 0;
+    relate_tensor *a, *b;
+    if (r->agg == AGG_CAT) {
+        a = relate_matmul(g, f, relate_slice_cols(g, w, 0, d), false, true);
+        b = relate_matmul(g, f, relate_slice_cols(g, w, d, d), false, true);
+    } else {
+        a = b = relate_matmul(g, f, w, false, true);
+        if (r->agg == AGG_MEAN)
+            a = b = relate_scale(g, a, 0.5f);
+    }
+    relate_relation_head_layers l = {
+        .bias1 = relate_param_tensor(g, r->linear1.bias),
+        .gamma = relate_param_tensor(g, r->bn1.weight),
+        .beta = relate_param_tensor(g, r->bn1.bias),
+        .running_mean = r->bn1.running_mean->data,
+        .running_var = r->bn1.running_var->data,
+        .num_batches_tracked = r->bn1.num_batches_tracked->i64,
+        .w2 = relate_param_tensor(g, r->linear2.weight),
+        .b2 = relate_param_tensor(g, r->linear2.bias),
+        .momentum = r->bn1.momentum,
+        .eps = r->bn1.eps,
+        .slope = LEAKY_SLOPE};
+    return relate_relation_head(g, a, r->ia, b, r->ib, r->npairs, &l);
+}
+
 relate_tensor *relate_relationnet_loss(relate_graph *g, relate_method *m, relate_tensor *f, int B,
                                        relate_tensor **logits_out, relate_error *err)
 {
@@ -200,9 +232,14 @@ relate_tensor *relate_relationnet_loss(relate_graph *g, relate_method *m, relate
     const int K = m->cfg.K;
     if (ensure_pairs(r, K, B, err) != RELATE_OK)
         return NULL;
-    relate_tensor *h = m->cfg.factorised_head ? pairs_factorised(g, r, f) : pairs_literal(g, r, f, K, B);
-    h = relate_leaky_relu(g, relate_bn_forward(g, &r->bn1, h, true), 0.01f);
-    relate_tensor *logits = relate_linear_layer_forward(g, &r->linear2, h);
+    relate_tensor *logits;
+    if (m->cfg.factorised_head && r->agg != AGG_MAX) {
+        logits = head_fused(g, r, f);
+    } else {
+        relate_tensor *h = m->cfg.factorised_head ? pairs_factorised(g, r, f) : pairs_literal(g, r, f, K, B);
+        h = relate_leaky_relu(g, relate_bn_forward(g, &r->bn1, h, true), LEAKY_SLOPE);
+        logits = relate_linear_layer_forward(g, &r->linear2, h);
+    }
     logits = relate_reshape(g, logits, 1, (int64_t[]){r->npairs});
     *logits_out = logits;
     return relate_focal_loss(g, logits, r->targets, FOCAL_ALPHA, FOCAL_GAMMA);
