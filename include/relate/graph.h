@@ -94,6 +94,14 @@ relate_tensor *relate_batch_norm(relate_graph *g, relate_tensor *x, relate_tenso
                                  relate_tensor *beta, float *running_mean, float *running_var,
                                  int64_t *num_batches_tracked, bool training, float momentum,
                                  float eps);
+/* relate_relu(relate_add(relate_batch_norm(...), residual)) in one op (residual NULL: no add; relu
+ * false: no ReLU), with the same values and gradients. The backbones' conv-BN-ReLU and residual
+ * block ends: neither the normalised tensor nor the sum is stored, and the output is written in the
+ * same pass as the normalisation. */
+relate_tensor *relate_batch_norm_act(relate_graph *g, relate_tensor *x, relate_tensor *gamma,
+                                     relate_tensor *beta, float *running_mean, float *running_var,
+                                     int64_t *num_batches_tracked, bool training, float momentum, float eps,
+                                     relate_tensor *residual, bool relu);
 relate_tensor *relate_relu(relate_graph *g, relate_tensor *x);
 relate_tensor *relate_leaky_relu(relate_graph *g, relate_tensor *x, float slope);
 relate_tensor *relate_sigmoid(relate_graph *g, relate_tensor *x);

@@ -59,6 +59,9 @@ void relate_linear_init_default(relate_linear_layer *l, relate_rng *r);
 
 relate_tensor *relate_conv_forward(relate_graph *g, relate_conv_layer *l, relate_tensor *x);
 relate_tensor *relate_bn_forward(relate_graph *g, relate_bn_layer *l, relate_tensor *x, bool training);
+/* relu?(bn(x) + residual) as one op (relate_batch_norm_act); residual may be NULL. */
+relate_tensor *relate_bn_act_forward(relate_graph *g, relate_bn_layer *l, relate_tensor *x, relate_tensor *residual,
+                                     bool relu, bool training);
 relate_tensor *relate_linear_layer_forward(relate_graph *g, relate_linear_layer *l, relate_tensor *x);
 
 /* ---- backbones ---- */

@@ -63,6 +63,8 @@ relate_tensor *relate_conv2d(relate_graph *g, relate_tensor *x, relate_tensor *w
 /* ------------------------------------------------------------------ batch norm */
 typedef struct {
     relate_tensor *x, *gamma, *beta, *y;
+    relate_tensor *residual;       /* fused epilogue: y = relu?(bn(x) + residual) */
+    bool relu;
     float *mean, *invstd;          /* training */
     const float *rmean, *rvar;     /* eval */
     int n, c, hw;
@@ -75,18 +77,47 @@ static void bn_backward(relate_graph *g, void *p)
     bn_ctx *b = p;
     if (!b->y->grad)
         return;
+    float *dres = relate_grad_of(g, b->residual);
     float *dx = relate_grad_of(g, b->x), *dg = relate_grad_of(g, b->gamma), *db = relate_grad_of(g, b->beta);
+    const size_t count = (size_t)b->y->numel;
+    if (b->training && b->hw > 1) {
+        /* The ReLU mask and the residual's gradient are applied inside the kernel's passes. */
+        relate_batchnorm_backward_train_ep(dx, dg, db, b->y->grad, b->x->data, b->mean, b->invstd, b->gamma->data,
+                                           b->n, b->c, b->hw, b->relu ? b->y->data : NULL, dres);
+        return;
+    }
+    /* Otherwise the epilogue's gradient first: dz = dy where y > 0 (torch.relu's rule), which is
+     * also the residual's gradient; it lives in the workspace while the kernels run. */
+    const float *dz = b->y->grad;
+    if (b->relu) {
+        float *mask = relate_graph_workspace(g, count * sizeof(float));
+        if (!mask)
+            return;
+        relate_relu_mask(mask, b->y->grad, b->y->data, count);
+        dz = mask;
+    }
+    if (dres)
+        relate_axpy(dres, dz, 1.0f, count);
     if (b->training)
-        relate_batchnorm_backward_train(dx, dg, db, b->y->grad, b->x->data, b->mean, b->invstd,
+        relate_batchnorm_backward_train(dx, dg, db, dz, b->x->data, b->mean, b->invstd,
                                         b->gamma->data, b->n, b->c, b->hw);
     else
-        relate_batchnorm_backward_eval(dx, dg, db, b->y->grad, b->x->data, b->gamma->data, b->rmean,
+        relate_batchnorm_backward_eval(dx, dg, db, dz, b->x->data, b->gamma->data, b->rmean,
                                        b->rvar, b->n, b->c, b->hw, b->eps);
 }
 
 relate_tensor *relate_batch_norm(relate_graph *g, relate_tensor *x, relate_tensor *gamma,
                                  relate_tensor *beta, float *running_mean, float *running_var,
                                  int64_t *num_batches_tracked, bool training, float momentum, float eps)
+{
+    return relate_batch_norm_act(g, x, gamma, beta, running_mean, running_var, num_batches_tracked, training,
+                                 momentum, eps, NULL, false);
+}
+
+relate_tensor *relate_batch_norm_act(relate_graph *g, relate_tensor *x, relate_tensor *gamma,
+                                     relate_tensor *beta, float *running_mean, float *running_var,
+                                     int64_t *num_batches_tracked, bool training, float momentum, float eps,
+                                     relate_tensor *residual, bool relu)
 {
     if (!x || !gamma || !beta)
         return NULL;
@@ -104,24 +135,29 @@ relate_tensor *relate_batch_norm(relate_graph *g, relate_tensor *x, relate_tenso
                                  "(use a batch of at least 2)", SHAPE(x, a));
     if (!training && (!running_mean || !running_var))
         return relate_graph_fail(g, RELATE_ERR_INTERNAL, "batch_norm: eval mode needs running statistics");
+    if (residual && (residual->ndim != x->ndim || residual->numel != x->numel))
+        return relate_graph_fail(g, RELATE_ERR_SHAPE, "batch_norm: residual %s does not match input",
+                                 SHAPE(residual, a));
     relate_tensor *y = relate_op_output(g, x->ndim, x->shape, x, gamma);
     if (!y)
         return NULL;
-    if (beta->requires_grad)
+    if (g->grad_enabled && (beta->requires_grad || (residual && residual->requires_grad)))
         y->requires_grad = true;
-    bn_ctx b = {x, gamma, beta, y, NULL, NULL, running_mean, running_var, n, c, hw, training, eps};
+    bn_ctx b = {x, gamma, beta, y, residual, relu, NULL, NULL, running_mean, running_var, n, c, hw, training, eps};
+    const relate_bn_epilogue ep = {residual ? residual->data : NULL, relu};
+    const relate_bn_epilogue *epp = residual || relu ? &ep : NULL;
     if (training) {
         b.mean = relate_graph_scratch(g, 2 * (size_t)c * sizeof(float));
         if (!b.mean)
             return NULL;
         b.invstd = b.mean + c;
-        relate_batchnorm_forward_train(y->data, b.mean, b.invstd, x->data, gamma->data, beta->data,
-                                       running_mean, running_var, n, c, hw, momentum, eps);
+        relate_batchnorm_forward_train_ep(y->data, b.mean, b.invstd, x->data, gamma->data, beta->data,
+                                          running_mean, running_var, n, c, hw, momentum, eps, epp);
         if (num_batches_tracked)
             (*num_batches_tracked)++;
     } else {
-        relate_batchnorm_forward_eval(y->data, x->data, gamma->data, beta->data, running_mean,
-                                      running_var, n, c, hw, eps);
+        relate_batchnorm_forward_eval_ep(y->data, x->data, gamma->data, beta->data, running_mean,
+                                         running_var, n, c, hw, eps, epp);
     }
     if (y->requires_grad && !relate_op_save(g, bn_backward, &b, sizeof b))
         return NULL;

@@ -25,6 +25,13 @@ void relate_relu_backward(float *dx, const float *dy, const float *y, size_t cou
         dx[i] += y[i] > 0.0f ? dy[i] : 0.0f;
 }
 
+void relate_relu_mask(float *out, const float *dy, const float *y, size_t count)
+{
+#pragma omp parallel for simd schedule(static) if (count >= ACT_PAR_MIN)
+    for (size_t i = 0; i < count; i++)
+        out[i] = y[i] > 0.0f ? dy[i] : 0.0f;
+}
+
 void relate_leaky_relu_forward(float *y, const float *x, float slope, size_t count)
 {
 #pragma omp parallel for simd schedule(static) if (count >= ACT_PAR_MIN)

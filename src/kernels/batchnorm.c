@@ -39,17 +39,47 @@ void relate_bn_finish_channel(double mean, double var_sum, double m, int ch, flo
     }
 }
 
+/* Residual add then ReLU on a normalised row, as relate_add then relate_relu would do them. */
+static inline void epilogue_row(float *yr, const float *rr, bool relu, int hw)
+{
+    if (rr) {
+#pragma omp simd
+        for (int j = 0; j < hw; j++)
+            yr[j] = yr[j] + rr[j];
+    }
+    if (relu) {
+#pragma omp simd
+        for (int j = 0; j < hw; j++)
+            yr[j] = yr[j] > 0.0f ? yr[j] : (yr[j] != yr[j] ? yr[j] : 0.0f);
+    }
+}
+
 /* As PyTorch's CPU kernel: y = x * alpha + beta', alpha = invstd * gamma, beta' = beta - mean * alpha,
- * all in float. */
+ * all in float; then the optional epilogue while the row is in cache. */
 static void affine_channel(float *y, const float *x, int n, int c, int hw, int ch, float alpha,
-                           float shift)
+                           float shift, const relate_bn_epilogue *ep)
 {
     for (int i = 0; i < n; i++) {
-        const float *xr = x + ((size_t)i * c + ch) * hw;
-        float *yr = y + ((size_t)i * c + ch) * hw;
+        const size_t off = ((size_t)i * c + ch) * hw;
+        const float *xr = x + off;
+        float *yr = y + off;
 #pragma omp simd
         for (int j = 0; j < hw; j++)
             yr[j] = xr[j] * alpha + shift;
+        if (ep)
+            epilogue_row(yr, ep->residual ? ep->residual + off : NULL, ep->relu, hw);
+    }
+}
+
+/* BatchNorm1d rows are [n, c]: the epilogue runs as one pass over the whole output. */
+static void epilogue_all(float *y, size_t total, const relate_bn_epilogue *ep)
+{
+    if (!ep)
+        return;
+#pragma omp parallel for schedule(static) if (total >= BN_PAR_MIN)
+    for (size_t r = 0; r < total; r += 4096) {
+        const int len = total - r < 4096 ? (int)(total - r) : 4096;
+        epilogue_row(y + r, ep->residual ? ep->residual + r : NULL, ep->relu, len);
     }
 }
 
@@ -57,6 +87,16 @@ void relate_batchnorm_forward_train(float *y, float *saved_mean, float *saved_in
                                     const float *x, const float *gamma, const float *beta,
                                     float *running_mean, float *running_var,
                                     int n, int c, int hw, float momentum, float eps)
+{
+    relate_batchnorm_forward_train_ep(y, saved_mean, saved_invstd, x, gamma, beta, running_mean, running_var,
+                                      n, c, hw, momentum, eps, NULL);
+}
+
+void relate_batchnorm_forward_train_ep(float *y, float *saved_mean, float *saved_invstd,
+                                       const float *x, const float *gamma, const float *beta,
+                                       float *running_mean, float *running_var,
+                                       int n, int c, int hw, float momentum, float eps,
+                                       const relate_bn_epilogue *ep)
 {
     const double m = (double)n * hw;
     const size_t total = (size_t)n * c * hw;
@@ -96,6 +136,7 @@ void relate_batchnorm_forward_train(float *y, float *saved_mean, float *saved_in
                     yr[j] = xr[j] * alpha[j] + shift[j];
             }
         }
+        epilogue_all(y, total, ep);
         return;
     }
 #pragma omp parallel for schedule(static) if (total >= BN_PAR_MIN)
@@ -121,13 +162,20 @@ void relate_batchnorm_forward_train(float *y, float *saved_mean, float *saved_in
         relate_bn_finish_channel(mean, v, m, ch, saved_mean, saved_invstd, running_mean, running_var, momentum,
                      eps);
         float alpha = saved_invstd[ch] * gamma_of(gamma, ch);
-        affine_channel(y, x, n, c, hw, ch, alpha, beta_of(beta, ch) - saved_mean[ch] * alpha);
+        affine_channel(y, x, n, c, hw, ch, alpha, beta_of(beta, ch) - saved_mean[ch] * alpha, ep);
     }
 }
 
 void relate_batchnorm_forward_eval(float *y, const float *x, const float *gamma, const float *beta,
                                    const float *running_mean, const float *running_var,
                                    int n, int c, int hw, float eps)
+{
+    relate_batchnorm_forward_eval_ep(y, x, gamma, beta, running_mean, running_var, n, c, hw, eps, NULL);
+}
+
+void relate_batchnorm_forward_eval_ep(float *y, const float *x, const float *gamma, const float *beta,
+                                      const float *running_mean, const float *running_var,
+                                      int n, int c, int hw, float eps, const relate_bn_epilogue *ep)
 {
     const size_t total = (size_t)n * c * hw;
     if (hw == 1) {
@@ -139,26 +187,38 @@ void relate_batchnorm_forward_eval(float *y, const float *x, const float *gamma,
                 float shift = beta_of(beta, ch) - running_mean[ch] * alpha;
                 y[(size_t)i * c + ch] = x[(size_t)i * c + ch] * alpha + shift;
             }
+        epilogue_all(y, total, ep);
         return;
     }
 #pragma omp parallel for schedule(static) if (total >= BN_PAR_MIN)
     for (int ch = 0; ch < c; ch++) {
         float alpha = 1.0f / sqrtf(running_var[ch] + eps) * gamma_of(gamma, ch);
-        affine_channel(y, x, n, c, hw, ch, alpha, beta_of(beta, ch) - running_mean[ch] * alpha);
+        affine_channel(y, x, n, c, hw, ch, alpha, beta_of(beta, ch) - running_mean[ch] * alpha, ep);
     }
 }
 
-/* sum(dy) and sum((x - mean) * dy) of one channel, in double. */
-static void channel_sums(const float *dy, const float *x, float mean, int n, int c, int hw, int ch,
-                         double *sum, double *dotp)
+/* sum(dz) and sum((x - mean) * dz) of one channel, in double, where dz = dy, or dy masked by
+ * y > 0 when relu_y is given (the fused epilogue's ReLU, recomputed instead of stored). */
+static void channel_sums(const float *dy, const float *relu_y, const float *x, float mean, int n, int c, int hw,
+                         int ch, double *sum, double *dotp)
 {
     double s = 0, dp = 0;
     for (int i = 0; i < n; i++) {
-        const float *xr = x + ((size_t)i * c + ch) * hw, *gr = dy + ((size_t)i * c + ch) * hw;
+        const size_t off = ((size_t)i * c + ch) * hw;
+        const float *xr = x + off, *gr = dy + off, *yr = relu_y ? relu_y + off : NULL;
+        if (yr) {
 #pragma omp simd reduction(+ : s, dp)
-        for (int j = 0; j < hw; j++) {
-            s += gr[j];
-            dp += (double)(xr[j] - mean) * gr[j];
+            for (int j = 0; j < hw; j++) {
+                const float g = yr[j] > 0.0f ? gr[j] : 0.0f;
+                s += g;
+                dp += (double)(xr[j] - mean) * g;
+            }
+        } else {
+#pragma omp simd reduction(+ : s, dp)
+            for (int j = 0; j < hw; j++) {
+                s += gr[j];
+                dp += (double)(xr[j] - mean) * gr[j];
+            }
         }
     }
     *sum = s;
@@ -170,7 +230,18 @@ void relate_batchnorm_backward_train(float *dx, float *dgamma, float *dbeta, con
                                      const float *saved_invstd, const float *gamma,
                                      int n, int c, int hw)
 {
-    if (!dx && !dgamma && !dbeta)
+    relate_batchnorm_backward_train_ep(dx, dgamma, dbeta, dy, x, saved_mean, saved_invstd, gamma, n, c, hw, NULL,
+                                       NULL);
+}
+
+void relate_batchnorm_backward_train_ep(float *dx, float *dgamma, float *dbeta, const float *dy,
+                                        const float *x, const float *saved_mean,
+                                        const float *saved_invstd, const float *gamma,
+                                        int n, int c, int hw, const float *relu_y, float *dresidual)
+{
+    if (hw == 1 && (relu_y || dresidual))
+        return; /* the op materialises dz for BatchNorm1d and calls the plain version */
+    if (!dx && !dgamma && !dbeta && !dresidual)
         return;
     const double m = (double)n * hw;
     const size_t total = (size_t)n * c * hw;
@@ -216,11 +287,20 @@ void relate_batchnorm_backward_train(float *dx, float *dgamma, float *dbeta, con
         const float mean = saved_mean[ch];
         const double inv = saved_invstd[ch];
         double s, dp;
-        channel_sums(dy, x, mean, n, c, hw, ch, &s, &dp);
+        channel_sums(dy, relu_y, x, mean, n, c, hw, ch, &s, &dp);
         if (dgamma)
             dgamma[ch] += (float)(dp * inv);
         if (dbeta)
             dbeta[ch] += (float)s;
+        if (dresidual)
+            for (int i = 0; i < n; i++) {
+                const size_t off = ((size_t)i * c + ch) * hw;
+                const float *gr = dy + off, *yr = relu_y ? relu_y + off : NULL;
+                float *rr = dresidual + off;
+#pragma omp simd
+                for (int j = 0; j < hw; j++)
+                    rr[j] += yr ? (yr[j] > 0.0f ? gr[j] : 0.0f) : gr[j];
+            }
         if (!dx)
             continue;
         /* dx = gamma*invstd/m * (m*dy - sum(dy) - xhat*sum(dy*xhat)), regrouped as PyTorch does:
@@ -228,11 +308,20 @@ void relate_batchnorm_backward_train(float *dx, float *dgamma, float *dbeta, con
         const float gm = (float)(s / m), k = (float)(dp * inv * inv / m);
         const float sc = saved_invstd[ch] * gamma_of(gamma, ch);
         for (int i = 0; i < n; i++) {
-            const float *xr = x + ((size_t)i * c + ch) * hw, *gr = dy + ((size_t)i * c + ch) * hw;
-            float *dr = dx + ((size_t)i * c + ch) * hw;
+            const size_t off = ((size_t)i * c + ch) * hw;
+            const float *xr = x + off, *gr = dy + off, *yr = relu_y ? relu_y + off : NULL;
+            float *dr = dx + off;
+            if (yr) {
 #pragma omp simd
-            for (int j = 0; j < hw; j++)
-                dr[j] += ((gr[j] - gm) - (xr[j] - mean) * k) * sc;
+                for (int j = 0; j < hw; j++) {
+                    const float g = yr[j] > 0.0f ? gr[j] : 0.0f;
+                    dr[j] += ((g - gm) - (xr[j] - mean) * k) * sc;
+                }
+            } else {
+#pragma omp simd
+                for (int j = 0; j < hw; j++)
+                    dr[j] += ((gr[j] - gm) - (xr[j] - mean) * k) * sc;
+            }
         }
     }
 }
@@ -251,7 +340,7 @@ void relate_batchnorm_backward_eval(float *dx, float *dgamma, float *dbeta, cons
         const float invstd = 1.0f / sqrtf(running_var[ch] + eps);
         if (dgamma || dbeta) {
             double s, dp;
-            channel_sums(dy, x, running_mean[ch], n, c, hw, ch, &s, &dp);
+            channel_sums(dy, NULL, x, running_mean[ch], n, c, hw, ch, &s, &dp);
             if (dgamma)
                 dgamma[ch] += (float)(dp * invstd);
             if (dbeta)

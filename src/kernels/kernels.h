@@ -15,6 +15,7 @@
 #ifndef RELATE_KERNELS_H
 #define RELATE_KERNELS_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -70,6 +71,27 @@ void relate_batchnorm_forward_train(float *y, float *saved_mean, float *saved_in
 void relate_batchnorm_forward_eval(float *y, const float *x, const float *gamma, const float *beta,
                                    const float *running_mean, const float *running_var,
                                    int n, int c, int hw, float eps);
+/* What the fused batch-norm op does to the normalised output before storing it: y += residual
+ * (same shape as y; NULL for none), then ReLU (torch.relu's NaN propagation). */
+typedef struct relate_bn_epilogue {
+    const float *residual;
+    bool relu;
+} relate_bn_epilogue;
+void relate_batchnorm_forward_train_ep(float *y, float *saved_mean, float *saved_invstd,
+                                       const float *x, const float *gamma, const float *beta,
+                                       float *running_mean, float *running_var,
+                                       int n, int c, int hw, float momentum, float eps,
+                                       const relate_bn_epilogue *ep);
+void relate_batchnorm_forward_eval_ep(float *y, const float *x, const float *gamma, const float *beta,
+                                      const float *running_mean, const float *running_var,
+                                      int n, int c, int hw, float eps, const relate_bn_epilogue *ep);
+/* The training-mode backward of the fused op for [N,C,H,W] (hw > 1): dy is the gradient of the
+ * epilogue's output; relu_y (the output, or NULL without ReLU) masks it; dresidual (or NULL)
+ * accumulates the masked gradient. With hw == 1 it does nothing: callers mask first. */
+void relate_batchnorm_backward_train_ep(float *dx, float *dgamma, float *dbeta, const float *dy,
+                                        const float *x, const float *saved_mean,
+                                        const float *saved_invstd, const float *gamma,
+                                        int n, int c, int hw, const float *relu_y, float *dresidual);
 /* Gradients of the training-mode forward (statistics depend on x). */
 void relate_batchnorm_backward_train(float *dx, float *dgamma, float *dbeta, const float *dy,
                                      const float *x, const float *saved_mean,
@@ -106,6 +128,8 @@ void relate_global_avgpool_backward(float *dx, const float *dy, int n, int c, in
 /* ---------------------------------------------------------------- activations (count = elements) */
 void relate_relu_forward(float *y, const float *x, size_t count);
 /* Uses the forward OUTPUT: dx += dy where y > 0 (PyTorch's threshold_backward on the result). */
+/* out = y > 0 ? dy : 0 (written, not accumulated): ReLU's gradient from its output. */
+void relate_relu_mask(float *out, const float *dy, const float *y, size_t count);
 void relate_relu_backward(float *dx, const float *dy, const float *y, size_t count);
 /* y = x > 0 ? x : slope * x */
 void relate_leaky_relu_forward(float *y, const float *x, float slope, size_t count);

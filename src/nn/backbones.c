@@ -38,13 +38,15 @@ static relate_tensor *conv_traced(relate_graph *g, relate_backbone *bb, relate_c
     return y;
 }
 
-static relate_tensor *bn_traced(relate_graph *g, relate_backbone *bb, relate_bn_layer *l, relate_tensor *x, bool training)
+/* Batch norm, then optionally the residual add and the ReLU, as one op. */
+static relate_tensor *bn_traced(relate_graph *g, relate_backbone *bb, relate_bn_layer *l, relate_tensor *x,
+                                relate_tensor *residual, bool relu, bool training)
 {
-    relate_tensor *y = relate_bn_forward(g, l, x, training);
+    relate_tensor *y = relate_bn_act_forward(g, l, x, residual, relu, training);
     if (bb->trace && y) {
         char module[128], op[64];
         snprintf(module, sizeof module, "%.*s", (int)(strlen(l->weight->name) - strlen(".weight")), l->weight->name);
-        snprintf(op, sizeof op, "BatchNorm2d(%d)", l->channels);
+        snprintf(op, sizeof op, "BatchNorm2d(%d)%s%s", l->channels, residual ? " + add" : "", relu ? " + ReLU" : "");
         trace(bb, module, op, y, 2 * (int64_t)l->channels);
     }
     return y;
@@ -186,14 +188,11 @@ void relate_backbone_free(relate_backbone *bb)
 static relate_tensor *block_forward(relate_graph *g, relate_backbone *bb, relate_basic_block *b,
                                     relate_tensor *x, bool training)
 {
-    relate_tensor *h = relate_relu(g, bn_traced(g, bb, &b->bn1, conv_traced(g, bb, &b->conv1, x), training));
-    h = bn_traced(g, bb, &b->bn2, conv_traced(g, bb, &b->conv2, h), training);
+    relate_tensor *h = bn_traced(g, bb, &b->bn1, conv_traced(g, bb, &b->conv1, x), NULL, true, training);
     relate_tensor *shortcut = x;
     if (b->has_downsample)
-        shortcut = bn_traced(g, bb, &b->down_bn, conv_traced(g, bb, &b->down_conv, x), training);
-    relate_tensor *y = relate_relu(g, relate_add(g, h, shortcut));
-    trace(bb, "", "add + ReLU", y, 0);
-    return y;
+        shortcut = bn_traced(g, bb, &b->down_bn, conv_traced(g, bb, &b->down_conv, x), NULL, false, training);
+    return bn_traced(g, bb, &b->bn2, conv_traced(g, bb, &b->conv2, h), shortcut, true, training);
 }
 
 relate_tensor *relate_backbone_forward_ex(relate_graph *g, relate_backbone *bb, relate_tensor *x,
@@ -210,21 +209,21 @@ relate_tensor *relate_backbone_forward_ex(relate_graph *g, relate_backbone *bb, 
     if (bb->kind == RELATE_BACKBONE_CONV4) {
         h = x;
         for (int i = 0; i < 4; i++) {
-            h = relate_relu(g, bn_traced(g, bb, &bb->conv4_bn[i], conv_traced(g, bb, &bb->conv4_conv[i], h), training));
+            h = bn_traced(g, bb, &bb->conv4_bn[i], conv_traced(g, bb, &bb->conv4_conv[i], h), NULL, true, training);
             if (i == 0 && local_map)
                 *local_map = h;
             if (i < 3) {
                 h = relate_avg_pool2d(g, h, 2, 2, 0);
-                trace(bb, "", "ReLU + AvgPool2d(2, 2)", h, 0);
+                trace(bb, "", "AvgPool2d(2, 2)", h, 0);
             }
         }
     } else {
-        h = relate_relu(g, bn_traced(g, bb, &bb->stem_bn, conv_traced(g, bb, &bb->stem_conv, x), training));
+        h = bn_traced(g, bb, &bb->stem_bn, conv_traced(g, bb, &bb->stem_conv, x), NULL, true, training);
         if (local_map)
             *local_map = h;
         if (bb->kind == RELATE_BACKBONE_RESNET34) {
             h = relate_max_pool2d(g, h, 3, 2, 1);
-            trace(bb, "", "ReLU + MaxPool2d(3, 2, 1)", h, 0);
+            trace(bb, "", "MaxPool2d(3, 2, 1)", h, 0);
         }
         for (int s = 0; s < bb->nstages; s++)
             for (int b = 0; b < bb->blocks_per_stage[s]; b++)

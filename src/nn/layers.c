@@ -82,6 +82,14 @@ relate_tensor *relate_bn_forward(relate_graph *g, relate_bn_layer *l, relate_ten
                              training, l->momentum, l->eps);
 }
 
+relate_tensor *relate_bn_act_forward(relate_graph *g, relate_bn_layer *l, relate_tensor *x, relate_tensor *residual,
+                                     bool relu, bool training)
+{
+    return relate_batch_norm_act(g, x, relate_param_tensor(g, l->weight), relate_param_tensor(g, l->bias),
+                                 l->running_mean->data, l->running_var->data, l->num_batches_tracked->i64,
+                                 training, l->momentum, l->eps, residual, relu);
+}
+
 relate_tensor *relate_linear_layer_forward(relate_graph *g, relate_linear_layer *l, relate_tensor *x)
 {
     return relate_linear(g, x, relate_param_tensor(g, l->weight),
