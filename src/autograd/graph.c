@@ -200,18 +200,38 @@ void *relate_op_save(relate_graph *g, relate_backward_fn fn, const void *ctx, si
     return copy;
 }
 
-/* A zeroed gradient buffer: a released one of the same size if any (activations of one network
- * come in few sizes, so exact matches are the rule), else fresh arena memory. */
+/* Released gradient buffers, sorted by address, neighbours merged. Gradients are allocated one
+ * after another during the backward pass and die in nearly the same order, so merged runs of
+ * small dead buffers hold the larger gradients of earlier layers (a CNN's gradients grow toward
+ * its input). Sizes are rounded as the arena rounds them (64 bytes), which makes buffers that were
+ * allocated back to back adjacent. */
+#define GRAD_ALIGN 64
+
+static size_t grad_bytes(const relate_tensor *t)
+{
+    return ((size_t)t->numel * sizeof(float) + GRAD_ALIGN - 1) & ~(size_t)(GRAD_ALIGN - 1);
+}
+
+/* A zeroed gradient buffer: the front of the smallest released run that fits, else arena memory. */
 static float *grad_buffer(relate_graph *g, size_t bytes)
 {
-    for (int i = g->free_count - 1; i >= 0; i--)
-        if (g->free_grads[i].bytes == bytes) {
-            float *buf = g->free_grads[i].buf;
-            g->free_grads[i] = g->free_grads[--g->free_count];
-            memset(buf, 0, bytes);
-            return buf;
-        }
-    return relate_arena_calloc(&g->arena, bytes);
+    int best = -1;
+    for (int i = 0; i < g->free_count; i++)
+        if (g->free_grads[i].bytes >= bytes && (best < 0 || g->free_grads[i].bytes < g->free_grads[best].bytes))
+            best = i;
+    if (best < 0)
+        return relate_arena_calloc(&g->arena, bytes);
+    relate_free_grad *f = &g->free_grads[best];
+    float *buf = f->buf;
+    if (f->bytes > bytes) {
+        f->buf = (float *)((char *)f->buf + bytes);
+        f->bytes -= bytes;
+    } else {
+        memmove(f, f + 1, (size_t)(g->free_count - best - 1) * sizeof *f);
+        g->free_count--;
+    }
+    memset(buf, 0, bytes);
+    return buf;
 }
 
 float *relate_grad_of(relate_graph *g, relate_tensor *t)
@@ -219,7 +239,7 @@ float *relate_grad_of(relate_graph *g, relate_tensor *t)
     if (!t || !t->requires_grad)
         return NULL;
     if (!t->grad)
-        t->grad = grad_buffer(g, (size_t)t->numel * sizeof(float));
+        t->grad = grad_buffer(g, grad_bytes(t));
     if (!t->grad)
         relate_graph_fail(g, RELATE_ERR_NOMEM, "out of memory for a gradient");
     return t->grad;
@@ -239,8 +259,29 @@ static void release_grad(relate_graph *g, relate_tensor *out)
         g->free_grads = nf;
         g->free_cap = cap;
     }
-    g->free_grads[g->free_count++] = (relate_free_grad){out->grad, (size_t)out->numel * sizeof(float)};
+    char *p = (char *)out->grad;
+    size_t bytes = grad_bytes(out);
     out->grad = NULL;
+    int i = 0;
+    while (i < g->free_count && (char *)g->free_grads[i].buf < p)
+        i++;
+    relate_free_grad *fl = g->free_grads;
+    bool join_prev = i > 0 && (char *)fl[i - 1].buf + fl[i - 1].bytes == p;
+    bool join_next = i < g->free_count && p + bytes == (char *)fl[i].buf;
+    if (join_prev && join_next) {
+        fl[i - 1].bytes += bytes + fl[i].bytes;
+        memmove(fl + i, fl + i + 1, (size_t)(g->free_count - i - 1) * sizeof *fl);
+        g->free_count--;
+    } else if (join_prev) {
+        fl[i - 1].bytes += bytes;
+    } else if (join_next) {
+        fl[i].buf = (float *)p;
+        fl[i].bytes += bytes;
+    } else {
+        memmove(fl + i + 1, fl + i, (size_t)(g->free_count - i) * sizeof *fl);
+        fl[i] = (relate_free_grad){(float *)p, bytes};
+        g->free_count++;
+    }
 }
 
 relate_status relate_graph_backward(relate_graph *g, relate_tensor *loss)

@@ -32,8 +32,57 @@ static int imax(int a, int b)
     return a > b ? a : b;
 }
 
+/* conv4's AvgPool2d(2, 2): no clipping, so the window loops unroll and the output row vectorises.
+ * Same order as the general loop: ((0 + a) + b) + c) + d over the two input rows, then / 4. */
+static bool is_2x2(const relate_pool2d_dims *d)
+{
+    return d->k == 2 && d->stride == 2 && d->pad == 0;
+}
+
+static void avgpool2x2_forward(float *y, const float *x, const relate_pool2d_dims *d)
+{
+    const int planes = d->n * d->c, wo = d->wo, w = d->w;
+    const size_t in_sz = (size_t)d->h * d->w, out_sz = (size_t)d->ho * d->wo;
+#pragma omp parallel for schedule(static) if ((size_t)planes * in_sz >= POOL_PAR_MIN)
+    for (int p = 0; p < planes; p++)
+        for (int oy = 0; oy < d->ho; oy++) {
+            const float *r0 = x + (size_t)p * in_sz + (size_t)(2 * oy) * w, *r1 = r0 + w;
+            float *yr = y + (size_t)p * out_sz + (size_t)oy * wo;
+#pragma omp simd
+            for (int ox = 0; ox < wo; ox++)
+                yr[ox] = (((0.0f + r0[2 * ox]) + r0[2 * ox + 1]) + r1[2 * ox]) + r1[2 * ox + 1];
+#pragma omp simd
+            for (int ox = 0; ox < wo; ox++)
+                yr[ox] = yr[ox] / 4.0f;
+        }
+}
+
+static void avgpool2x2_backward(float *dx, const float *dy, const relate_pool2d_dims *d)
+{
+    const int planes = d->n * d->c, wo = d->wo, w = d->w;
+    const size_t in_sz = (size_t)d->h * d->w, out_sz = (size_t)d->ho * d->wo;
+#pragma omp parallel for schedule(static) if ((size_t)planes * in_sz >= POOL_PAR_MIN)
+    for (int p = 0; p < planes; p++)
+        for (int oy = 0; oy < d->ho; oy++) {
+            float *r0 = dx + (size_t)p * in_sz + (size_t)(2 * oy) * w, *r1 = r0 + w;
+            const float *gr = dy + (size_t)p * out_sz + (size_t)oy * wo;
+#pragma omp simd
+            for (int ox = 0; ox < wo; ox++) {
+                const float g = gr[ox] / 4.0f;
+                r0[2 * ox] += g;
+                r0[2 * ox + 1] += g;
+                r1[2 * ox] += g;
+                r1[2 * ox + 1] += g;
+            }
+        }
+}
+
 void relate_avgpool2d_forward(float *y, const float *x, const relate_pool2d_dims *d)
 {
+    if (is_2x2(d)) {
+        avgpool2x2_forward(y, x, d);
+        return;
+    }
     const int planes = d->n * d->c;
     const size_t in_sz = (size_t)d->h * d->w, out_sz = (size_t)d->ho * d->wo;
     /* count_include_pad=True with pad <= k/2 in floor mode: every window lies inside the padded
@@ -64,6 +113,10 @@ void relate_avgpool2d_backward(float *dx, const float *dy, const relate_pool2d_d
 {
     if (!dx)
         return;
+    if (is_2x2(d)) {
+        avgpool2x2_backward(dx, dy, d);
+        return;
+    }
     const int planes = d->n * d->c;
     const size_t in_sz = (size_t)d->h * d->w, out_sz = (size_t)d->ho * d->wo;
     const float div = (float)(d->k * d->k);
