@@ -21,6 +21,16 @@ int bench_cmp_double(const void *a, const void *b)
     return (x > y) - (x < y);
 }
 
+void bench_random_bytes(uint8_t *out, size_t n, uint64_t seed)
+{
+    relate_rng rng;
+    relate_rng_init(&rng, seed, 0, 0, RELATE_PURPOSE_TEST);
+    for (size_t i = 0; i < n; i += 4) {
+        uint32_t v = relate_rng_u32(&rng);
+        memcpy(out + i, &v, n - i < 4 ? n - i : 4);
+    }
+}
+
 int bench_synthetic_cifar(relate_split *split, relate_dataset_info *info)
 {
     memset(split, 0, sizeof *split);
@@ -34,12 +44,7 @@ int bench_synthetic_cifar(relate_split *split, relate_dataset_info *info)
         bench_synthetic_free(split);
         return -1;
     }
-    relate_rng rng;
-    relate_rng_init(&rng, 1, 0, 0, RELATE_PURPOSE_TEST);
-    for (size_t i = 0; i < nbytes; i += 4) {
-        uint32_t v = relate_rng_u32(&rng);
-        memcpy(split->pixels + i, &v, 4);
-    }
+    bench_random_bytes(split->pixels, nbytes, 1);
     for (int i = 0; i < BENCH_N_IMAGES; i++)
         split->labels[i] = i % 10;
     memset(info, 0, sizeof *info);

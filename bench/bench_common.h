@@ -4,6 +4,9 @@
 #ifndef RELATE_BENCH_COMMON_H
 #define RELATE_BENCH_COMMON_H
 
+#include <stddef.h>
+#include <stdint.h>
+
 #include "relate/data.h"
 
 #define BENCH_N_IMAGES 50000
@@ -13,6 +16,8 @@
 double bench_now(void);
 /* qsort comparator of doubles, ascending. */
 int bench_cmp_double(const void *a, const void *b);
+/* n uniformly random bytes from a Philox stream of seed (the pixels of the synthetic splits). */
+void bench_random_bytes(uint8_t *out, size_t n, uint64_t seed);
 /* 50,000 images of 32 x 32 RGB with uniformly random bytes (Philox, seed 1), labels i mod 10,
  * CIFAR-10's normalisation and augmentation constants; the stage-1 split is TRAIN. Returns 0, or
  * -1 when out of memory. bench_synthetic_free releases the pixels and labels. */

@@ -6,7 +6,11 @@
  *
  * usage: relate_bench_steps METHOD BACKBONE K BATCH STEPS full|compute [LOADER_THREADS]
  * prints one line: relate method backbone K batch mode median_s min_s max_s images_per_s
- * max_rss_mib, where images_per_s counts distinct images (not views) per second. */
+ * max_rss_mib flops layer_bytes input_bytes backbone_params, where images_per_s counts distinct
+ * images (not views) per second, flops and layer_bytes are relate_graph_work of the last step
+ * (bench/run_suite.sh's floors), input_bytes the float batch the step reads and
+ * backbone_params the backbone's trainable parameters (the heads are not reachable through
+ * relate/method.h). */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -105,12 +109,16 @@ int main(int argc, char **argv)
         if (it >= warmup)
             t[it - warmup] = bench_now() - t0;
     }
+    /* relate_method_step resets the graph when it starts, so the counters hold the last step. */
+    double flops, layer_bytes;
+    relate_graph_work(g, &flops, &layer_bytes);
     qsort(t, (size_t)steps, sizeof(double), bench_cmp_double);
     struct rusage ru;
     getrusage(RUSAGE_SELF, &ru);
     double med = t[steps / 2];
-    printf("relate %s %s %d %d %s %.4f %.4f %.4f %.1f %.0f\n", method, backbone, K, B, mode, med, t[0],
-           t[steps - 1], B / med, ru.ru_maxrss / 1024.0);
+    printf("relate %s %s %d %d %s %.4f %.4f %.4f %.1f %.0f %.0f %.0f %.0f %lld\n", method, backbone, K, B, mode, med,
+           t[0], t[steps - 1], B / med, ru.ru_maxrss / 1024.0, flops, layer_bytes, (double)nimg * sizeof(float),
+           (long long)relate_params_count_trainable(&m->backbone.params));
     relate_graph_destroy(g);
     relate_loader_destroy(l);
     relate_method_free(m);

@@ -7,8 +7,10 @@ cross-entropy, SGD 0.1 momentum 0.9). The losses come from the golden generators
 Not a training run. "full" feeds batches from a DataLoader with the reference's transforms on a
 synthetic in-memory CIFAR-like split (50,000 random 32x32 images); "compute" reuses one batch.
 
-usage: /usr/bin/python3 bench/bench_steps_torch.py METHOD BACKBONE K BATCH STEPS full|compute [WORKERS]
-prints: torch method backbone K batch mode median_s min_s max_s images_per_s max_rss_mib
+usage: /usr/bin/python3 bench/bench_steps_torch.py METHOD BACKBONE K BATCH STEPS full|compute [WORKERS [WARMUP]]
+prints: torch method backbone K batch mode median_s min_s max_s images_per_s max_rss_mib params
+backbone_params workers, where params counts the trainable parameters the optimizer updates
+(backbone and heads: bench/run_suite.sh's bytes floor) and WARMUP (default 2) the untimed steps.
 """
 import os
 import resource
@@ -66,6 +68,7 @@ def main():
     method, backbone, K, B, steps, mode = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4]), \
         int(sys.argv[5]), sys.argv[6]
     workers = int(sys.argv[7]) if len(sys.argv) > 7 else 0
+    warmup = int(sys.argv[8]) if len(sys.argv) > 8 else 2
     torch.set_num_threads(2)
     torch.manual_seed(1)
     net, d = golden_backbones.build(backbone)
@@ -132,16 +135,18 @@ def main():
         opt.step()
 
     times = []
-    for it in range(2 + steps):
+    for it in range(warmup + steps):
         t0 = time.perf_counter()
         step(next(it_loader) if mode == "full" else fixed)
-        if it >= 2:
+        if it >= warmup:
             times.append(time.perf_counter() - t0)
     times.sort()
     med = times[len(times) // 2]
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
-    print("torch %s %s %d %d %s %.4f %.4f %.4f %.1f %.0f" % (method, backbone, K, B, mode, med, times[0], times[-1],
-                                                           B / med, rss))
+    params = sum(p.numel() for group in opt.param_groups for p in group["params"] if p.requires_grad)
+    backbone_params = sum(p.numel() for p in net.parameters() if p.requires_grad)
+    print("torch %s %s %d %d %s %.4f %.4f %.4f %.1f %.0f %d %d %d" % (
+        method, backbone, K, B, mode, med, times[0], times[-1], B / med, rss, params, backbone_params, workers))
 
 
 if __name__ == "__main__":

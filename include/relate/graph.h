@@ -102,6 +102,12 @@ relate_tensor *relate_batch_norm_act(relate_graph *g, relate_tensor *x, relate_t
                                      relate_tensor *beta, float *running_mean, float *running_var,
                                      int64_t *num_batches_tracked, bool training, float momentum, float eps,
                                      relate_tensor *residual, bool relu);
+/* relate_avg_pool2d(relate_relu(relate_batch_norm(x, training = true)), 2, 2, 0) in one op: the
+ * full-size activation is neither stored nor written (conv4's block tail). Same values and
+ * gradients as the composed ops, up to the order of the statistics' double sums. */
+relate_tensor *relate_batch_norm_relu_pool2(relate_graph *g, relate_tensor *x, relate_tensor *gamma,
+                                            relate_tensor *beta, float *running_mean, float *running_var,
+                                            int64_t *num_batches_tracked, float momentum, float eps);
 relate_tensor *relate_relu(relate_graph *g, relate_tensor *x);
 relate_tensor *relate_leaky_relu(relate_graph *g, relate_tensor *x, float slope);
 relate_tensor *relate_sigmoid(relate_graph *g, relate_tensor *x);

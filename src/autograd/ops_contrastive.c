@@ -22,6 +22,7 @@ static void simclr_backward(relate_graph *g, void *p)
     float *scratch = relate_graph_workspace(g, 2 * (size_t)n * n * sizeof(float));
     if (!scratch)
         return;
+    relate_graph_count(g, 4.0 * n * n * cols, 0); /* both sides of the cosine products */
     relate_simclr_loss_backward(dz, c->y->grad[0], c->s, c->e, c->norms, c->den, c->z->data, n, cols, c->tau,
                                 c->eps, scratch);
 }
@@ -46,6 +47,7 @@ relate_tensor *relate_simclr_loss(relate_graph *g, relate_tensor *z, float tau, 
     if (!den)
         return NULL;
     y->data[0] = relate_simclr_loss_forward(s, e, norms, den, z->data, (int)n, (int)z->shape[1], tau, eps);
+    relate_graph_count(g, 2.0 * (double)n * n * z->shape[1], (double)n * n * sizeof(float));
     if (y->requires_grad &&
         !relate_op_save(g, simclr_backward, &(simclr_ctx){z, y, s, e, norms, den, tau, eps}, sizeof(simclr_ctx)))
         return NULL;

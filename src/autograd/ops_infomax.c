@@ -176,6 +176,11 @@ relate_tensor *relate_infomax_local_loss(relate_graph *g, relate_tensor *m, rela
                                c.grad[IN_B1], c.grad[IN_W2], c.grad[IN_B2]};
     y->data[0] = relate_infomax_local_forward(m->data, w_m->data, yb->data, w1->data, b1->data, w2->data, b2->data,
                                               &d, y->requires_grad ? &gr : NULL, scratch);
+    /* Positions of M and of the shifted M': the per-position 1x1 layers (the per-image y term is
+     * negligible). The forward computes the gradients too: about twice the forward's products. */
+    const double pos = 2.0 * d.b * d.hw;
+    const double fwd = 2.0 * pos * ((double)d.mc * d.c0 + (double)d.c0 * d.c1 + d.c1);
+    relate_graph_count(g, y->requires_grad ? 3.0 * fwd : fwd, pos * (d.c0 + d.c1) * sizeof(float));
     if (y->requires_grad && !relate_op_save(g, local_backward, &c, sizeof c))
         return NULL;
     return y;

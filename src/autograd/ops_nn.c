@@ -164,6 +164,56 @@ relate_tensor *relate_batch_norm_act(relate_graph *g, relate_tensor *x, relate_t
     return y;
 }
 
+/* ------------------------------------------------------------------ batch norm + ReLU + 2x2 pool */
+typedef struct {
+    relate_tensor *x, *gamma, *beta, *y;
+    float *mean, *invstd;
+} bnpool_ctx;
+
+static void bnpool_backward(relate_graph *g, void *p)
+{
+    bnpool_ctx *b = p;
+    if (!b->y->grad)
+        return;
+    float *dx = relate_grad_of(g, b->x), *dg = relate_grad_of(g, b->gamma), *db = relate_grad_of(g, b->beta);
+    if (relate_bn_relu_pool2_backward_train(dx, dg, db, b->y->grad, b->x->data, b->mean, b->invstd, b->gamma->data,
+                                            b->beta->data, (int)b->x->shape[0], (int)b->x->shape[1],
+                                            (int)b->x->shape[2], (int)b->x->shape[3]) != 0)
+        relate_graph_fail(g, RELATE_ERR_NOMEM, "out of memory in batch_norm_relu_pool2's backward");
+}
+
+relate_tensor *relate_batch_norm_relu_pool2(relate_graph *g, relate_tensor *x, relate_tensor *gamma,
+                                            relate_tensor *beta, float *running_mean, float *running_var,
+                                            int64_t *num_batches_tracked, float momentum, float eps)
+{
+    if (!x || !gamma || !beta)
+        return NULL;
+    char a[64];
+    if (x->ndim != 4 || x->shape[2] < 2 || x->shape[3] < 2)
+        return relate_graph_fail(g, RELATE_ERR_SHAPE, "batch_norm_relu_pool2: expected [N,C,H,W] with H, W >= 2, got %s",
+                                 SHAPE(x, a));
+    const int n = (int)x->shape[0], c = (int)x->shape[1], h = (int)x->shape[2], w = (int)x->shape[3];
+    if (gamma->numel != c || beta->numel != c)
+        return relate_graph_fail(g, RELATE_ERR_SHAPE, "batch_norm: %d channels but %lld affine weights",
+                                 c, (long long)gamma->numel);
+    relate_tensor *y = relate_op_output(g, 4, (int64_t[]){n, c, h / 2, w / 2}, x, gamma);
+    if (!y)
+        return NULL;
+    if (beta->requires_grad)
+        y->requires_grad = true;
+    bnpool_ctx b = {x, gamma, beta, y, relate_graph_scratch(g, 2 * (size_t)c * sizeof(float)), NULL};
+    if (!b.mean)
+        return NULL;
+    b.invstd = b.mean + c;
+    relate_bn_relu_pool2_forward_train(y->data, b.mean, b.invstd, x->data, gamma->data, beta->data, running_mean,
+                                       running_var, n, c, h, w, momentum, eps);
+    if (num_batches_tracked)
+        (*num_batches_tracked)++;
+    if (y->requires_grad && !relate_op_save(g, bnpool_backward, &b, sizeof b))
+        return NULL;
+    return y;
+}
+
 /* ------------------------------------------------------------------ global pool context */
 typedef struct {
     relate_tensor *x, *y;

@@ -1,6 +1,7 @@
 /* batchnorm.c: BatchNorm1d/2d forward (train and eval) and backward on x viewed as [n, c, hw].
  * Not the module: momentum/eps policy, parameter storage and the m == 1 check belong to callers. */
 #include <math.h>
+#include <stdlib.h>
 
 #include "kernels/kernels.h"
 
@@ -357,4 +358,137 @@ void relate_batchnorm_backward_eval(float *dx, float *dgamma, float *dbeta, cons
                 dr[j] += gr[j] * sc;
         }
     }
+}
+
+/* ------------------------------------------------------------------ BN + ReLU + AvgPool2d(2, 2)
+ * conv4's block tail in one pass (training mode): y = avgpool2x2(relu(bn(x))). The full-size
+ * activation is never stored; the backward recomputes the ReLU decision from x and the saved
+ * statistics with the forward's own expression (x * alpha + shift > 0), so gradients equal those of
+ * the composed ops. Floor mode: a last odd row or column takes part in the statistics only. */
+
+static inline float relu_of(float v)
+{
+    return v > 0.0f ? v : (v != v ? v : 0.0f);
+}
+
+void relate_bn_relu_pool2_forward_train(float *y, float *saved_mean, float *saved_invstd, const float *x,
+                                        const float *gamma, const float *beta, float *running_mean,
+                                        float *running_var, int n, int c, int h, int w, float momentum, float eps)
+{
+    const int hw = h * w, ho = h / 2, wo = w / 2;
+    const double m = (double)n * hw;
+#pragma omp parallel for schedule(static) if ((size_t)n * c * hw >= BN_PAR_MIN)
+    for (int ch = 0; ch < c; ch++) {
+        double s = 0;
+        for (int i = 0; i < n; i++) {
+            const float *xr = x + ((size_t)i * c + ch) * hw;
+#pragma omp simd reduction(+ : s)
+            for (int j = 0; j < hw; j++)
+                s += xr[j];
+        }
+        const double mean = s / m;
+        double v = 0;
+        for (int i = 0; i < n; i++) {
+            const float *xr = x + ((size_t)i * c + ch) * hw;
+#pragma omp simd reduction(+ : v)
+            for (int j = 0; j < hw; j++) {
+                double dlt = xr[j] - mean;
+                v += dlt * dlt;
+            }
+        }
+        relate_bn_finish_channel(mean, v, m, ch, saved_mean, saved_invstd, running_mean, running_var, momentum,
+                                 eps);
+        const float alpha = saved_invstd[ch] * gamma_of(gamma, ch);
+        const float shift = beta_of(beta, ch) - saved_mean[ch] * alpha;
+        for (int i = 0; i < n; i++) {
+            const float *xp = x + ((size_t)i * c + ch) * hw;
+            float *yp = y + ((size_t)i * c + ch) * ho * wo;
+            for (int oy = 0; oy < ho; oy++) {
+                const float *r0 = xp + (size_t)(2 * oy) * w, *r1 = r0 + w;
+                float *yr = yp + (size_t)oy * wo;
+#pragma omp simd
+                for (int ox = 0; ox < wo; ox++) {
+                    const float a = relu_of(r0[2 * ox] * alpha + shift), b = relu_of(r0[2 * ox + 1] * alpha + shift);
+                    const float e = relu_of(r1[2 * ox] * alpha + shift), f = relu_of(r1[2 * ox + 1] * alpha + shift);
+                    yr[ox] = ((((0.0f + a) + b) + e) + f) / 4.0f;
+                }
+            }
+        }
+    }
+}
+
+/* dz of one plane: the pooled gradient spread over its window (/ 4, as AvgPool2d's backward),
+ * where the recomputed batch-norm output is positive; 0 elsewhere and outside the windows. */
+static void pool2_plane_grad(float *dz, const float *xp, const float *gp, float alpha, float shift, int h, int w)
+{
+    const int ho = h / 2, wo = w / 2;
+    for (int iy = 0; iy < h; iy++) {
+        float *dr = dz + (size_t)iy * w;
+        const float *xr = xp + (size_t)iy * w;
+        if (iy >= 2 * ho) {
+            for (int ix = 0; ix < w; ix++)
+                dr[ix] = 0.0f;
+            continue;
+        }
+        const float *gr = gp + (size_t)(iy / 2) * wo;
+#pragma omp simd
+        for (int ix = 0; ix < 2 * wo; ix++) {
+            const float g = 0.0f + gr[ix / 2] / 4.0f;
+            dr[ix] = xr[ix] * alpha + shift > 0.0f ? g : 0.0f;
+        }
+        for (int ix = 2 * wo; ix < w; ix++)
+            dr[ix] = 0.0f;
+    }
+}
+
+int relate_bn_relu_pool2_backward_train(float *dx, float *dgamma, float *dbeta, const float *dy, const float *x,
+                                        const float *saved_mean, const float *saved_invstd, const float *gamma,
+                                        const float *beta, int n, int c, int h, int w)
+{
+    if (!dx && !dgamma && !dbeta)
+        return 0;
+    const int hw = h * w, ho = h / 2, wo = w / 2;
+    const double m = (double)n * hw;
+    int failed = 0;
+#pragma omp parallel for schedule(static) if ((size_t)n * c * hw >= BN_PAR_MIN) reduction(| : failed)
+    for (int ch = 0; ch < c; ch++) {
+        float *dz = malloc((size_t)hw * sizeof *dz);
+        if (!dz) {
+            failed = 1;
+            continue;
+        }
+        const float mean = saved_mean[ch];
+        const double inv = saved_invstd[ch];
+        const float alpha = saved_invstd[ch] * gamma_of(gamma, ch);
+        const float shift = beta_of(beta, ch) - saved_mean[ch] * alpha;
+        double s = 0, dp = 0;
+        for (int i = 0; i < n; i++) {
+            const float *xr = x + ((size_t)i * c + ch) * hw;
+            pool2_plane_grad(dz, xr, dy + ((size_t)i * c + ch) * ho * wo, alpha, shift, h, w);
+#pragma omp simd reduction(+ : s, dp)
+            for (int j = 0; j < hw; j++) {
+                s += dz[j];
+                dp += (double)(xr[j] - mean) * dz[j];
+            }
+        }
+        if (dgamma)
+            dgamma[ch] += (float)(dp * inv);
+        if (dbeta)
+            dbeta[ch] += (float)s;
+        if (dx) {
+            const float gm = (float)(s / m), k = (float)(dp * inv * inv / m);
+            const float sc = saved_invstd[ch] * gamma_of(gamma, ch);
+            for (int i = 0; i < n; i++) {
+                const size_t off = ((size_t)i * c + ch) * hw;
+                const float *xr = x + off;
+                float *dr = dx + off;
+                pool2_plane_grad(dz, xr, dy + ((size_t)i * c + ch) * ho * wo, alpha, shift, h, w);
+#pragma omp simd
+                for (int j = 0; j < hw; j++)
+                    dr[j] += ((dz[j] - gm) - (xr[j] - mean) * k) * sc;
+            }
+        }
+        free(dz);
+    }
+    return failed ? -1 : 0;
 }

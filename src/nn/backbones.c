@@ -209,7 +209,17 @@ relate_tensor *relate_backbone_forward_ex(relate_graph *g, relate_backbone *bb, 
     if (bb->kind == RELATE_BACKBONE_CONV4) {
         h = x;
         for (int i = 0; i < 4; i++) {
-            h = bn_traced(g, bb, &bb->conv4_bn[i], conv_traced(g, bb, &bb->conv4_conv[i], h), NULL, true, training);
+            h = conv_traced(g, bb, &bb->conv4_conv[i], h);
+            if (i < 3 && training && !(i == 0 && local_map)) {
+                /* The block tail in one op; the full-size activation is never stored. */
+                relate_bn_layer *l = &bb->conv4_bn[i];
+                h = relate_batch_norm_relu_pool2(g, h, relate_param_tensor(g, l->weight), relate_param_tensor(g, l->bias),
+                                                 l->running_mean->data, l->running_var->data,
+                                                 l->num_batches_tracked->i64, l->momentum, l->eps);
+                trace(bb, "", "BatchNorm2d + ReLU + AvgPool2d(2, 2)", h, 2 * (int64_t)l->channels);
+                continue;
+            }
+            h = bn_traced(g, bb, &bb->conv4_bn[i], h, NULL, true, training);
             if (i == 0 && local_map)
                 *local_map = h;
             if (i < 3) {
