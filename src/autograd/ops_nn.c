@@ -205,8 +205,9 @@ relate_tensor *relate_batch_norm_relu_pool2(relate_graph *g, relate_tensor *x, r
     if (!b.mean)
         return NULL;
     b.invstd = b.mean + c;
-    relate_bn_relu_pool2_forward_train(y->data, b.mean, b.invstd, x->data, gamma->data, beta->data, running_mean,
-                                       running_var, n, c, h, w, momentum, eps);
+    if (relate_bn_relu_pool2_forward_train(y->data, b.mean, b.invstd, x->data, gamma->data, beta->data, running_mean,
+                                           running_var, n, c, h, w, momentum, eps) != 0)
+        return relate_graph_fail(g, RELATE_ERR_NOMEM, "out of memory in batch_norm_relu_pool2");
     if (num_batches_tracked)
         (*num_batches_tracked)++;
     if (y->requires_grad && !relate_op_save(g, bnpool_backward, &b, sizeof b))

@@ -371,13 +371,14 @@ static inline float relu_of(float v)
     return v > 0.0f ? v : (v != v ? v : 0.0f);
 }
 
-void relate_bn_relu_pool2_forward_train(float *y, float *saved_mean, float *saved_invstd, const float *x,
-                                        const float *gamma, const float *beta, float *running_mean,
-                                        float *running_var, int n, int c, int h, int w, float momentum, float eps)
+int relate_bn_relu_pool2_forward_train(float *y, float *saved_mean, float *saved_invstd, const float *x,
+                                       const float *gamma, const float *beta, float *running_mean,
+                                       float *running_var, int n, int c, int h, int w, float momentum, float eps)
 {
     const int hw = h * w, ho = h / 2, wo = w / 2;
     const double m = (double)n * hw;
-#pragma omp parallel for schedule(static) if ((size_t)n * c * hw >= BN_PAR_MIN)
+    int failed = 0;
+#pragma omp parallel for schedule(static) if ((size_t)n * c * hw >= BN_PAR_MIN) reduction(| : failed)
     for (int ch = 0; ch < c; ch++) {
         double s = 0;
         for (int i = 0; i < n; i++) {
@@ -400,45 +401,60 @@ void relate_bn_relu_pool2_forward_train(float *y, float *saved_mean, float *save
                                  eps);
         const float alpha = saved_invstd[ch] * gamma_of(gamma, ch);
         const float shift = beta_of(beta, ch) - saved_mean[ch] * alpha;
+        /* Rows are normalised contiguously (vectorised), then pooled from the L1-resident copy. */
+        float *t0 = malloc(2 * (size_t)w * sizeof *t0);
+        if (!t0) {
+            failed = 1;
+            continue;
+        }
+        float *t1 = t0 + w;
         for (int i = 0; i < n; i++) {
             const float *xp = x + ((size_t)i * c + ch) * hw;
             float *yp = y + ((size_t)i * c + ch) * ho * wo;
             for (int oy = 0; oy < ho; oy++) {
                 const float *r0 = xp + (size_t)(2 * oy) * w, *r1 = r0 + w;
-                float *yr = yp + (size_t)oy * wo;
 #pragma omp simd
-                for (int ox = 0; ox < wo; ox++) {
-                    const float a = relu_of(r0[2 * ox] * alpha + shift), b = relu_of(r0[2 * ox + 1] * alpha + shift);
-                    const float e = relu_of(r1[2 * ox] * alpha + shift), f = relu_of(r1[2 * ox + 1] * alpha + shift);
-                    yr[ox] = ((((0.0f + a) + b) + e) + f) / 4.0f;
+                for (int ix = 0; ix < w; ix++) {
+                    t0[ix] = relu_of(r0[ix] * alpha + shift);
+                    t1[ix] = relu_of(r1[ix] * alpha + shift);
                 }
+                float *yr = yp + (size_t)oy * wo;
+                for (int ox = 0; ox < wo; ox++)
+                    yr[ox] = ((((0.0f + t0[2 * ox]) + t0[2 * ox + 1]) + t1[2 * ox]) + t1[2 * ox + 1]) / 4.0f;
             }
         }
+        free(t0);
     }
+    return failed ? -1 : 0;
 }
 
 /* dz of one plane: the pooled gradient spread over its window (/ 4, as AvgPool2d's backward),
- * where the recomputed batch-norm output is positive; 0 elsewhere and outside the windows. */
-static void pool2_plane_grad(float *dz, const float *xp, const float *gp, float alpha, float shift, int h, int w)
+ * where the recomputed batch-norm output is positive; 0 elsewhere and outside the windows.
+ * ge [w] is scratch: one pooled row spread to input width, so the mask loop runs contiguously. */
+static void pool2_plane_grad(float *dz, float *ge, const float *xp, const float *gp, float alpha, float shift,
+                             int h, int w)
 {
     const int ho = h / 2, wo = w / 2;
-    for (int iy = 0; iy < h; iy++) {
-        float *dr = dz + (size_t)iy * w;
-        const float *xr = xp + (size_t)iy * w;
-        if (iy >= 2 * ho) {
-            for (int ix = 0; ix < w; ix++)
-                dr[ix] = 0.0f;
-            continue;
-        }
-        const float *gr = gp + (size_t)(iy / 2) * wo;
-#pragma omp simd
-        for (int ix = 0; ix < 2 * wo; ix++) {
-            const float g = 0.0f + gr[ix / 2] / 4.0f;
-            dr[ix] = xr[ix] * alpha + shift > 0.0f ? g : 0.0f;
+    for (int oy = 0; oy < ho; oy++) {
+        const float *gr = gp + (size_t)oy * wo;
+        for (int ox = 0; ox < wo; ox++) {
+            const float g = 0.0f + gr[ox] / 4.0f;
+            ge[2 * ox] = g;
+            ge[2 * ox + 1] = g;
         }
         for (int ix = 2 * wo; ix < w; ix++)
-            dr[ix] = 0.0f;
+            ge[ix] = 0.0f;
+        for (int r = 2 * oy; r < 2 * oy + 2; r++) {
+            const float *xr = xp + (size_t)r * w;
+            float *dr = dz + (size_t)r * w;
+#pragma omp simd
+            for (int ix = 0; ix < w; ix++)
+                dr[ix] = xr[ix] * alpha + shift > 0.0f ? ge[ix] : 0.0f;
+        }
     }
+    for (int iy = 2 * ho; iy < h; iy++)
+        for (int ix = 0; ix < w; ix++)
+            dz[(size_t)iy * w + ix] = 0.0f;
 }
 
 int relate_bn_relu_pool2_backward_train(float *dx, float *dgamma, float *dbeta, const float *dy, const float *x,
@@ -452,7 +468,7 @@ int relate_bn_relu_pool2_backward_train(float *dx, float *dgamma, float *dbeta, 
     int failed = 0;
 #pragma omp parallel for schedule(static) if ((size_t)n * c * hw >= BN_PAR_MIN) reduction(| : failed)
     for (int ch = 0; ch < c; ch++) {
-        float *dz = malloc((size_t)hw * sizeof *dz);
+        float *dz = malloc(((size_t)hw + (size_t)w) * sizeof *dz);
         if (!dz) {
             failed = 1;
             continue;
@@ -464,7 +480,7 @@ int relate_bn_relu_pool2_backward_train(float *dx, float *dgamma, float *dbeta, 
         double s = 0, dp = 0;
         for (int i = 0; i < n; i++) {
             const float *xr = x + ((size_t)i * c + ch) * hw;
-            pool2_plane_grad(dz, xr, dy + ((size_t)i * c + ch) * ho * wo, alpha, shift, h, w);
+            pool2_plane_grad(dz, dz + hw, xr, dy + ((size_t)i * c + ch) * ho * wo, alpha, shift, h, w);
 #pragma omp simd reduction(+ : s, dp)
             for (int j = 0; j < hw; j++) {
                 s += dz[j];
@@ -482,7 +498,7 @@ int relate_bn_relu_pool2_backward_train(float *dx, float *dgamma, float *dbeta, 
                 const size_t off = ((size_t)i * c + ch) * hw;
                 const float *xr = x + off;
                 float *dr = dx + off;
-                pool2_plane_grad(dz, xr, dy + ((size_t)i * c + ch) * ho * wo, alpha, shift, h, w);
+                pool2_plane_grad(dz, dz + hw, xr, dy + ((size_t)i * c + ch) * ho * wo, alpha, shift, h, w);
 #pragma omp simd
                 for (int j = 0; j < hw; j++)
                     dr[j] += ((dz[j] - gm) - (xr[j] - mean) * k) * sc;

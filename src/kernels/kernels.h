@@ -94,11 +94,10 @@ void relate_batchnorm_backward_train_ep(float *dx, float *dgamma, float *dbeta, 
                                         int n, int c, int hw, const float *relu_y, float *dresidual);
 /* conv4's block tail, training mode: y [n, c, h/2, w/2] = AvgPool2d(2, 2)(ReLU(BatchNorm2d(x))),
  * without storing the full-size activation; the backward recomputes the ReLU decision from x.
- * The backward returns -1 when out of memory for its per-channel plane buffer; the step has then
- * failed (gradients are incomplete). */
-void relate_bn_relu_pool2_forward_train(float *y, float *saved_mean, float *saved_invstd, const float *x,
-                                        const float *gamma, const float *beta, float *running_mean,
-                                        float *running_var, int n, int c, int h, int w, float momentum, float eps);
+ * Both return -1 when out of memory for their per-channel row buffers; the step has then failed. */
+int relate_bn_relu_pool2_forward_train(float *y, float *saved_mean, float *saved_invstd, const float *x,
+                                       const float *gamma, const float *beta, float *running_mean,
+                                       float *running_var, int n, int c, int h, int w, float momentum, float eps);
 int relate_bn_relu_pool2_backward_train(float *dx, float *dgamma, float *dbeta, const float *dy, const float *x,
                                         const float *saved_mean, const float *saved_invstd, const float *gamma,
                                         const float *beta, int n, int c, int h, int w);
