@@ -80,17 +80,25 @@ int main(int argc, char **argv)
     relate_batch fixed;
     if (relate_loader_next(l, &fixed) != 1)
         return 1;
-    /* compute mode reuses one batch: copy it out of the loader's slot. */
-    size_t nimg = (size_t)fixed.views * fixed.size * 3 * SIDE * SIDE;
-    float *images = malloc(nimg * sizeof(float));
-    memcpy(images, fixed.images, nimg * sizeof(float));
+    /* compute mode reuses one batch: copy it out of the loader's slot (full mode does not, so its
+     * peak RSS is the loader's and the step's alone). */
+    const size_t nimg = (size_t)fixed.views * fixed.size * 3 * SIDE * SIDE;
+    float *images = NULL;
     int32_t labels[4096];
     int64_t indices[4096];
-    memcpy(labels, fixed.labels, sizeof(int32_t) * (size_t)fixed.size);
-    memcpy(indices, fixed.indices, sizeof(int64_t) * (size_t)fixed.size);
-    fixed.images = images;
-    fixed.labels = labels;
-    fixed.indices = indices;
+    if (!full) {
+        images = malloc(nimg * sizeof(float));
+        if (!images) {
+            fprintf(stderr, "out of memory\n");
+            return 1;
+        }
+        memcpy(images, fixed.images, nimg * sizeof(float));
+        memcpy(labels, fixed.labels, sizeof(int32_t) * (size_t)fixed.size);
+        memcpy(indices, fixed.indices, sizeof(int64_t) * (size_t)fixed.size);
+        fixed.images = images;
+        fixed.labels = labels;
+        fixed.indices = indices;
+    }
 
     relate_graph *g = relate_graph_create();
     double *t = malloc(sizeof(double) * (size_t)steps);

@@ -63,7 +63,8 @@ typedef struct relate_batch {
 
 typedef struct relate_loader relate_loader;
 
-/* Shuffle on, drop_last off, one view, batch 128, seed 0, 2 worker threads, prefetch 2. */
+/* Shuffle on, drop_last off, one view, batch 128, seed 0, 2 worker threads, prefetch 1 (the
+ * workers share each batch, so one batch ahead keeps them all busy). */
 relate_loader_config relate_loader_defaults(const relate_split *split, const relate_dataset_info *info,
                                             relate_pipeline pipeline);
 relate_status relate_loader_create(relate_loader **out, const relate_loader_config *cfg, relate_error *err);
