@@ -16,7 +16,7 @@
 # relationnet resnet32 K=4 B=64, standard resnet32 B=128, linear evaluation of conv4 (the real
 # `relate train_linear_evaluation` against the reference's stage 2), and each baseline's step on
 # conv4 B=128. Data: synthetic 32x32 CIFAR-like images (no CIFAR copy here); docs in
-# docs/benchmarks_suite_draft.md.
+# docs/benchmarks.md ("Performance suite").
 set -euo pipefail
 shopt -s inherit_errexit # a failing program inside $(...) stops the suite too
 cd "$(dirname "$0")/.."
