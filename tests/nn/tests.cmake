@@ -3,3 +3,4 @@ relate_add_test(test_backbone_golden ${CMAKE_CURRENT_LIST_DIR}/test_backbone_gol
 relate_add_test(test_graph_ops ${CMAKE_CURRENT_LIST_DIR}/test_graph_ops.c)
 add_test(NAME test_backbone_golden_conv_blas COMMAND test_backbone_golden)
 set_tests_properties(test_backbone_golden_conv_blas PROPERTIES ENVIRONMENT "OMP_NUM_THREADS=2;RELATE_CONV=blas")
+relate_add_test(test_fused_ops ${CMAKE_CURRENT_LIST_DIR}/test_fused_ops.c)

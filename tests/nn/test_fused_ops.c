@@ -1,0 +1,240 @@
+/* test_fused_ops.c: each fused op against the composed ops it replaces, on the same inputs:
+ * outputs, every input's gradient and the running statistics. The composed ops are checked by
+ * finite differences (test_graph_ops) and PyTorch goldens, so agreement here carries those
+ * checks over. Shapes include odd sizes (floor-mode pooling), a batch of 2 and, for the relation
+ * head, pairs that share view rows (the scatter of the backward pass).
+ * Not a speed test: bench/run_suite.sh measures what the fusion buys. */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "relate/graph.h"
+#include "test_util.h"
+
+#define MAXP 8
+
+/* Parameters of one comparison: filled once, then both graphs read the same values. */
+typedef struct {
+    relate_params store;
+    relate_param *p[MAXP];
+    int np;
+    float rm[2][64], rv[2][64]; /* running stats: [0] composed, [1] fused */
+} inputs;
+
+static void add_input(inputs *in, const char *name, int ndim, const int64_t *shape)
+{
+    in->p[in->np++] = relate_params_add(&in->store, name, RELATE_PARAM, ndim, shape);
+}
+
+static void finalize(inputs *in, uint64_t seed, const float *offsets)
+{
+    relate_error err = {0};
+    CHECK(relate_params_finalize(&in->store, &err) == RELATE_OK);
+    for (int i = 0; i < in->np; i++) {
+        relate_test_fill(in->p[i]->data, (size_t)in->p[i]->numel, seed + (uint64_t)i);
+        for (int64_t j = 0; j < in->p[i]->numel; j++)
+            in->p[i]->data[j] += offsets ? offsets[i] : 0.0f;
+    }
+    for (int k = 0; k < 2; k++)
+        for (int c = 0; c < 64; c++)
+            in->rm[k][c] = 0.0f, in->rv[k][c] = 1.0f;
+}
+
+/* The loss both graphs differentiate: sum(y * r) for fixed pseudo-random r. */
+static relate_tensor *project(relate_graph *g, relate_tensor *y)
+{
+    if (!y)
+        return NULL;
+    relate_tensor *r = relate_tensor_new(g, y->ndim, y->shape);
+    relate_test_fill(r->data, (size_t)r->numel, 4242);
+    return relate_sum(g, relate_mul(g, y, r));
+}
+
+typedef relate_tensor *(*build_fn)(relate_graph *g, relate_tensor **t, inputs *in, int fused);
+
+/* Runs both builds, compares outputs (through the loss and the output itself), gradients and
+ * running statistics; bound is relative (norm-wise). */
+static void compare(const char *name, inputs *in, build_fn build, double bound)
+{
+    float *grads[2][MAXP];
+    float *outs[2] = {NULL, NULL};
+    int64_t out_numel = 0;
+    double loss[2];
+    for (int fused = 0; fused < 2; fused++) {
+        relate_params_zero_grad(&in->store);
+        relate_graph *g = relate_graph_create();
+        relate_tensor *t[MAXP];
+        for (int i = 0; i < in->np; i++)
+            t[i] = relate_param_tensor(g, in->p[i]);
+        relate_tensor *y = build(g, t, in, fused);
+        relate_tensor *l = project(g, y);
+        CHECK_MSG(l && relate_graph_backward(g, l) == RELATE_OK, "%s (%s): %s", name, fused ? "fused" : "composed",
+                  relate_graph_error(g)->msg);
+        if (!l) {
+            relate_graph_destroy(g);
+            return;
+        }
+        loss[fused] = l->data[0];
+        out_numel = y->numel;
+        outs[fused] = malloc((size_t)y->numel * sizeof(float));
+        memcpy(outs[fused], y->data, (size_t)y->numel * sizeof(float));
+        for (int i = 0; i < in->np; i++) {
+            grads[fused][i] = malloc((size_t)in->p[i]->numel * sizeof(float));
+            memcpy(grads[fused][i], in->p[i]->grad, (size_t)in->p[i]->numel * sizeof(float));
+        }
+        relate_graph_destroy(g);
+    }
+    char what[128];
+    snprintf(what, sizeof what, "%s: output", name);
+    relate_test_check_close(what, outs[1], outs[0], (size_t)out_numel, bound);
+    CHECK_MSG(fabs(loss[1] - loss[0]) <= bound * (1.0 + fabs(loss[0])), "%s: loss %.9g vs %.9g", name, loss[1], loss[0]);
+    for (int i = 0; i < in->np; i++) {
+        snprintf(what, sizeof what, "%s: d/d %s", name, in->p[i]->name);
+        if (strcmp(in->p[i]->name, "bias1") == 0) {
+            /* A bias before batch norm has gradient 0 exactly (the mean removes it): both sides
+             * hold the rounding noise of a sum of 40 O(1) terms that cancel, so compare
+             * magnitudes, not relative error. */
+            float most = 0;
+            for (int64_t j = 0; j < in->p[i]->numel; j++)
+                most = fmaxf(most, fmaxf(fabsf(grads[0][i][j]), fabsf(grads[1][i][j])));
+            CHECK_MSG(most < 1e-4f, "%s: |gradient| up to %g, expected ~0", what, most);
+        } else {
+            relate_test_check_close(what, grads[1][i], grads[0][i], (size_t)in->p[i]->numel, bound);
+        }
+        free(grads[0][i]);
+        free(grads[1][i]);
+    }
+    snprintf(what, sizeof what, "%s: running mean", name);
+    relate_test_check_close(what, in->rm[1], in->rm[0], 64, bound);
+    snprintf(what, sizeof what, "%s: running var", name);
+    relate_test_check_close(what, in->rv[1], in->rv[0], 64, bound);
+    free(outs[0]);
+    free(outs[1]);
+}
+
+/* ---- batch norm + residual add + ReLU (x, gamma, beta, residual) */
+static relate_tensor *build_bn_act(relate_graph *g, relate_tensor **t, inputs *in, int fused)
+{
+    if (fused)
+        return relate_batch_norm_act(g, t[0], t[1], t[2], in->rm[1], in->rv[1], NULL, true, 0.1f, 1e-5f, t[3], true);
+    relate_tensor *y = relate_batch_norm(g, t[0], t[1], t[2], in->rm[0], in->rv[0], NULL, true, 0.1f, 1e-5f);
+    return relate_relu(g, relate_add(g, y, t[3]));
+}
+
+static relate_tensor *build_bn_relu(relate_graph *g, relate_tensor **t, inputs *in, int fused)
+{
+    if (fused)
+        return relate_batch_norm_act(g, t[0], t[1], t[2], in->rm[1], in->rv[1], NULL, true, 0.1f, 1e-5f, NULL, true);
+    return relate_relu(g, relate_batch_norm(g, t[0], t[1], t[2], in->rm[0], in->rv[0], NULL, true, 0.1f, 1e-5f));
+}
+
+static relate_tensor *build_bn_relu_pool(relate_graph *g, relate_tensor **t, inputs *in, int fused)
+{
+    if (fused)
+        return relate_batch_norm_relu_pool2(g, t[0], t[1], t[2], in->rm[1], in->rv[1], NULL, 0.1f, 1e-5f);
+    relate_tensor *y = relate_batch_norm(g, t[0], t[1], t[2], in->rm[0], in->rv[0], NULL, true, 0.1f, 1e-5f);
+    return relate_avg_pool2d(g, relate_relu(g, y), 2, 2, 0);
+}
+
+static void check_batch_norm_fusions(void)
+{
+    static const int64_t shapes[][4] = {{2, 3, 4, 4}, {3, 5, 7, 6}, {4, 2, 5, 5}};
+    for (int s = 0; s < 3; s++) {
+        const int64_t *x = shapes[s], c[1] = {x[1]};
+        char name[96];
+        for (int kind = 0; kind < 3; kind++) {
+            inputs in = {0};
+            relate_params_init(&in.store);
+            add_input(&in, "x", 4, x);
+            add_input(&in, "gamma", 1, c);
+            add_input(&in, "beta", 1, c);
+            if (kind == 0)
+                add_input(&in, "residual", 4, x);
+            finalize(&in, (uint64_t)(100 * s + 10 * kind + 1), (const float[]){0.3f, 1.0f, 0.1f, -0.2f});
+            static const char *kinds[3] = {"bn + add + relu", "bn + relu", "bn + relu + avgpool2"};
+            snprintf(name, sizeof name, "%s [%lld,%lld,%lld,%lld]", kinds[kind], (long long)x[0], (long long)x[1],
+                     (long long)x[2], (long long)x[3]);
+            build_fn b = kind == 0 ? build_bn_act : kind == 1 ? build_bn_relu : build_bn_relu_pool;
+            /* Same float expressions throughout; only the double sums' order may differ. */
+            compare(name, &in, b, 1e-6);
+            relate_params_free(&in.store);
+        }
+    }
+}
+
+/* ---- relation head (a, b, bias1, gamma, beta, w2, b2) */
+static int32_t g_ia[64], g_ib[64];
+static int g_rows;
+
+static relate_tensor *build_head(relate_graph *g, relate_tensor **t, inputs *in, int fused)
+{
+    if (fused) {
+        relate_relation_head_layers l = {.bias1 = t[2], .gamma = t[3], .beta = t[4], .running_mean = in->rm[1],
+                                         .running_var = in->rv[1], .w2 = t[5], .b2 = t[6],
+                                         .momentum = 0.1f, .eps = 1e-5f, .slope = 0.01f};
+        return relate_relation_head(g, t[0], g_ia, t[1], g_ib, g_rows, &l);
+    }
+    relate_tensor *h = relate_pair_rows(g, t[0], g_ia, t[1], g_ib, g_rows, t[2], false);
+    h = relate_leaky_relu(g, relate_batch_norm(g, h, t[3], t[4], in->rm[0], in->rv[0], NULL, true, 0.1f, 1e-5f), 0.01f);
+    return relate_linear(g, h, t[5], t[6]);
+}
+
+static void check_relation_head(void)
+{
+    /* 6 view rows, 40 pairs (each row in several pairs, some pairs repeated), 21 channels (not a
+     * multiple of the scatter's 16-column chunks); also a and b as one tensor (sum aggregation). */
+    g_rows = 40;
+    for (int r = 0; r < g_rows; r++) {
+        g_ia[r] = r % 6;
+        g_ib[r] = (r * 5 + 1) % 6;
+    }
+    for (int same = 0; same < 2; same++) {
+        inputs in = {0};
+        relate_params_init(&in.store);
+        const int64_t C = 21;
+        add_input(&in, "a", 2, (int64_t[]){6, C});
+        add_input(&in, "b", 2, (int64_t[]){6, C});
+        add_input(&in, "bias1", 1, (int64_t[]){C});
+        add_input(&in, "gamma", 1, (int64_t[]){C});
+        add_input(&in, "beta", 1, (int64_t[]){C});
+        add_input(&in, "w2", 2, (int64_t[]){1, C});
+        add_input(&in, "b2", 1, (int64_t[]){1});
+        finalize(&in, 77 + (uint64_t)same, (const float[]){0.5f, -0.2f, 0.1f, 1.0f, 0.0f, 0.0f, 0.0f});
+        if (same)
+            memcpy(in.p[1]->data, in.p[0]->data, (size_t)in.p[0]->numel * sizeof(float));
+        /* Summation orders differ (chunked statistics, a dot product instead of sgemm). */
+        compare(same ? "relation head, a and b equal" : "relation head", &in, build_head, 2e-6);
+        relate_params_free(&in.store);
+    }
+}
+
+/* relate_graph_keep_grads: with it, an intermediate output keeps its gradient after backward;
+ * without it, the buffer has been handed back. */
+static void check_gradient_release(void)
+{
+    relate_params store;
+    relate_params_init(&store);
+    relate_param *w = relate_params_add(&store, "w", RELATE_PARAM, 2, (int64_t[]){4, 4});
+    relate_error err = {0};
+    CHECK(relate_params_finalize(&store, &err) == RELATE_OK);
+    relate_test_fill(w->data, 16, 5);
+    for (int keep = 0; keep < 2; keep++) {
+        relate_graph *g = relate_graph_create();
+        relate_graph_keep_grads(g, keep);
+        relate_tensor *h = relate_matmul(g, relate_param_tensor(g, w), relate_param_tensor(g, w), false, false);
+        relate_tensor *loss = project(g, relate_relu(g, h));
+        CHECK(relate_graph_backward(g, loss) == RELATE_OK);
+        CHECK_MSG((h->grad != NULL) == keep, "keep_grads %d: intermediate gradient %s", keep,
+                  h->grad ? "kept" : "released");
+        relate_graph_destroy(g);
+    }
+    relate_params_free(&store);
+}
+
+int main(void)
+{
+    check_batch_norm_fusions();
+    check_relation_head();
+    check_gradient_release();
+    return relate_test_finish();
+}
