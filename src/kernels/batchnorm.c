@@ -84,6 +84,32 @@ static void epilogue_all(float *y, size_t total, const relate_bn_epilogue *ep)
     }
 }
 
+/* Mean and sum of squared deviations of one [N, C, HW] channel, in double. Two passes: the
+ * one-pass E[x^2] - E[x]^2 cancels badly for large means. */
+static void channel_stats(const float *x, int n, int c, int hw, int ch, double *mean_out, double *var_sum_out)
+{
+    const double m = (double)n * hw;
+    double s = 0;
+    for (int i = 0; i < n; i++) {
+        const float *xr = x + ((size_t)i * c + ch) * hw;
+#pragma omp simd reduction(+ : s)
+        for (int j = 0; j < hw; j++)
+            s += xr[j];
+    }
+    const double mean = s / m;
+    double v = 0;
+    for (int i = 0; i < n; i++) {
+        const float *xr = x + ((size_t)i * c + ch) * hw;
+#pragma omp simd reduction(+ : v)
+        for (int j = 0; j < hw; j++) {
+            double dlt = xr[j] - mean;
+            v += dlt * dlt;
+        }
+    }
+    *mean_out = mean;
+    *var_sum_out = v;
+}
+
 void relate_batchnorm_forward_train(float *y, float *saved_mean, float *saved_invstd,
                                     const float *x, const float *gamma, const float *beta,
                                     float *running_mean, float *running_var,
@@ -142,24 +168,8 @@ void relate_batchnorm_forward_train_ep(float *y, float *saved_mean, float *saved
     }
 #pragma omp parallel for schedule(static) if (total >= BN_PAR_MIN)
     for (int ch = 0; ch < c; ch++) {
-        double s = 0;
-        for (int i = 0; i < n; i++) {
-            const float *xr = x + ((size_t)i * c + ch) * hw;
-#pragma omp simd reduction(+ : s)
-            for (int j = 0; j < hw; j++)
-                s += xr[j];
-        }
-        const double mean = s / m;
-        /* Two passes: the one-pass E[x^2] - E[x]^2 cancels badly for large means. */
-        double v = 0;
-        for (int i = 0; i < n; i++) {
-            const float *xr = x + ((size_t)i * c + ch) * hw;
-#pragma omp simd reduction(+ : v)
-            for (int j = 0; j < hw; j++) {
-                double dlt = xr[j] - mean;
-                v += dlt * dlt;
-            }
-        }
+        double mean, v;
+        channel_stats(x, n, c, hw, ch, &mean, &v);
         relate_bn_finish_channel(mean, v, m, ch, saved_mean, saved_invstd, running_mean, running_var, momentum,
                      eps);
         float alpha = saved_invstd[ch] * gamma_of(gamma, ch);
@@ -380,23 +390,8 @@ int relate_bn_relu_pool2_forward_train(float *y, float *saved_mean, float *saved
     int failed = 0;
 #pragma omp parallel for schedule(static) if ((size_t)n * c * hw >= BN_PAR_MIN) reduction(| : failed)
     for (int ch = 0; ch < c; ch++) {
-        double s = 0;
-        for (int i = 0; i < n; i++) {
-            const float *xr = x + ((size_t)i * c + ch) * hw;
-#pragma omp simd reduction(+ : s)
-            for (int j = 0; j < hw; j++)
-                s += xr[j];
-        }
-        const double mean = s / m;
-        double v = 0;
-        for (int i = 0; i < n; i++) {
-            const float *xr = x + ((size_t)i * c + ch) * hw;
-#pragma omp simd reduction(+ : v)
-            for (int j = 0; j < hw; j++) {
-                double dlt = xr[j] - mean;
-                v += dlt * dlt;
-            }
-        }
+        double mean, v;
+        channel_stats(x, n, c, hw, ch, &mean, &v);
         relate_bn_finish_channel(mean, v, m, ch, saved_mean, saved_invstd, running_mean, running_var, momentum,
                                  eps);
         const float alpha = saved_invstd[ch] * gamma_of(gamma, ch);

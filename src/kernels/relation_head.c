@@ -24,6 +24,7 @@
 #define COL_CHUNK 16
 
 static int64_t chunk_count(int64_t rows) { return (rows + CHUNK_ROWS - 1) / CHUNK_ROWS; }
+static int64_t chunk_end(int64_t k, int64_t rows) { return (k + 1) * CHUNK_ROWS < rows ? (k + 1) * CHUNK_ROWS : rows; }
 
 size_t relate_relation_head_scratch_doubles(int64_t rows, int cols)
 {
@@ -56,7 +57,7 @@ void relate_relation_head_forward(float *h, float *logits, float *mean, float *i
         double *s = part + (size_t)k * (size_t)cols;
         for (int j = 0; j < cols; j++)
             s[j] = 0;
-        const int64_t r1 = (k + 1) * CHUNK_ROWS < rows ? (k + 1) * CHUNK_ROWS : rows;
+        const int64_t r1 = chunk_end(k, rows);
         for (int64_t r = k * CHUNK_ROWS; r < r1; r++) {
             const float *ra = p->a + (size_t)p->ia[r] * (size_t)cols, *rb = p->b + (size_t)p->ib[r] * (size_t)cols;
             float *hr = h + (size_t)r * (size_t)cols;
@@ -76,7 +77,7 @@ void relate_relation_head_forward(float *h, float *logits, float *mean, float *i
         double *v = part + (size_t)k * (size_t)cols;
         for (int j = 0; j < cols; j++)
             v[j] = 0;
-        const int64_t r1 = (k + 1) * CHUNK_ROWS < rows ? (k + 1) * CHUNK_ROWS : rows;
+        const int64_t r1 = chunk_end(k, rows);
         for (int64_t r = k * CHUNK_ROWS; r < r1; r++) {
             const float *hr = h + (size_t)r * (size_t)cols;
 #pragma omp simd
@@ -130,7 +131,7 @@ void relate_relation_head_backward(const relate_relation_head_grads *gr, const f
         double *s = scratch + (size_t)k * stride, *dp = s + cols, *dw = dp + cols;
         for (size_t j = 0; j < stride; j++)
             s[j] = 0;
-        const int64_t r1 = (k + 1) * CHUNK_ROWS < rows ? (k + 1) * CHUNK_ROWS : rows;
+        const int64_t r1 = chunk_end(k, rows);
         for (int64_t r = k * CHUNK_ROWS; r < r1; r++) {
             const float *hr = h + (size_t)r * (size_t)cols;
             const float dl = dlogits[r];
