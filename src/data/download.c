@@ -2,13 +2,15 @@
  * (OpenSSL's libcrypto), extraction with libarchive into a temporary folder renamed into place,
  * and a marker that makes a second run do nothing.
  * Not a reader of the extracted files (dataset.c and read_*.c). */
-#define _POSIX_C_SOURCE 200809L
+/* nftw() is XSI. */
+#define _XOPEN_SOURCE 700
 #include "relate/download.h"
 
 #include <archive.h>
 #include <archive_entry.h>
 #include <curl/curl.h>
 #include <errno.h>
+#include <ftw.h>
 #include <openssl/evp.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -146,14 +148,35 @@ static relate_status fetch(const relate_download_spec *s, const char *part, bool
 }
 
 /* ------------------------------------------------------------------ extraction */
+/* A name is safe when it is relative and none of its components is "..": prefixed with the
+ * extraction folder it then stays inside it. */
+static bool safe_entry_name(const char *name)
+{
+    if (!name || !*name || name[0] == '/')
+        return false;
+    for (const char *c = name; *c;) {
+        size_t len = strcspn(c, "/");
+        if (len == 2 && c[0] == '.' && c[1] == '.')
+            return false;
+        c += len;
+        while (*c == '/')
+            c++;
+    }
+    return true;
+}
+
 static relate_status extract(const char *archive_path, const char *into, relate_error *err)
 {
     struct archive *a = archive_read_new(), *w = archive_write_disk_new();
     archive_read_support_filter_all(a);
     archive_read_support_format_all(a);
-    /* Never write outside `into`: entry names are checked below (no absolute paths, no ".."),
-     * then prefixed with `into` (which libarchive's own ".."/absolute checks would reject when
-     * the data root is given as a relative or absolute path), and no writing through symlinks. */
+    /* Never write outside `into`. Entry names are checked here (relative, no ".." component),
+     * then prefixed with `into` (libarchive's own NODOTDOT / NOABSOLUTEPATHS checks would reject
+     * the prefix itself when the data root is given as "../x" or "/x"). Dataset archives hold
+     * only files and folders, so every other kind of entry is refused: a hard link's target is a
+     * second path the name check never sees (a pax hard link carrying data overwrites its target),
+     * and a symbolic link would redirect later entries. SECURE_SYMLINKS also refuses to write
+     * through a symbolic link that is already on disk. */
     archive_write_disk_set_options(w, ARCHIVE_EXTRACT_TIME | ARCHIVE_EXTRACT_SECURE_SYMLINKS);
     relate_status st = RELATE_OK;
     if (archive_read_open_filename(a, archive_path, 1 << 16) != ARCHIVE_OK)
@@ -168,17 +191,32 @@ static relate_status extract(const char *archive_path, const char *into, relate_
             st = relate_error_set(err, RELATE_ERR_FORMAT, "corrupt archive %s: %s", archive_path, archive_error_string(a));
             break;
         }
-        const char *name = archive_entry_pathname(e);
-        if (!name || name[0] == '/' || strstr(name, "..")) {
-            st = relate_error_set(err, RELATE_ERR_FORMAT, "archive %s has an unsafe entry '%s'; refusing to extract",
-                                  archive_path, name ? name : "");
+        /* Our own copy: archive_entry_set_pathname below frees the string the entry returned. */
+        char name[4096];
+        const char *entry_name = archive_entry_pathname(e);
+        snprintf(name, sizeof name, "%s", entry_name ? entry_name : "");
+        if (!entry_name || strlen(entry_name) >= sizeof name || !safe_entry_name(name)) {
+            st = relate_error_set(err, RELATE_ERR_FORMAT, "archive %s has an unsafe entry '%.300s'; refusing to extract",
+                                  archive_path, name);
             break;
         }
-        char dest[8192];
+        mode_t type = archive_entry_filetype(e);
+        if (archive_entry_hardlink(e) || archive_entry_symlink(e) || (type != AE_IFREG && type != AE_IFDIR)) {
+            st = relate_error_set(err, RELATE_ERR_FORMAT,
+                                  "archive %s has a %s entry '%.300s'; dataset archives hold only files and folders: "
+                                  "refusing to extract",
+                                  archive_path,
+                                  archive_entry_hardlink(e)                         ? "hard-link"
+                                  : archive_entry_symlink(e) || type == AE_IFLNK ? "symbolic-link"
+                                                                                    : "special-file",
+                                  name);
+            break;
+        }
+        char dest[sizeof name + 4400]; /* into: at most 4300 bytes (relate_download) */
         snprintf(dest, sizeof dest, "%s/%s", into, name);
         archive_entry_set_pathname(e, dest);
         if (archive_write_header(w, e) != ARCHIVE_OK) {
-            st = relate_error_set(err, RELATE_ERR_IO, "cannot extract %s: %s", name, archive_error_string(w));
+            st = relate_error_set(err, RELATE_ERR_IO, "cannot extract %.300s: %s", name, archive_error_string(w));
             break;
         }
         const void *buf;
@@ -190,24 +228,35 @@ static relate_status extract(const char *archive_path, const char *into, relate_
                 break;
             }
         if (r != ARCHIVE_EOF) {
-            st = relate_error_set(err, RELATE_ERR_FORMAT, "corrupt archive %s while extracting %s: %s", archive_path,
+            st = relate_error_set(err, RELATE_ERR_FORMAT, "corrupt archive %s while extracting %.300s: %s", archive_path,
                                   name, archive_error_string(a));
             break;
         }
-        archive_write_finish_entry(w);
+        if (archive_write_finish_entry(w) != ARCHIVE_OK) {
+            st = relate_error_set(err, RELATE_ERR_IO, "cannot extract %.300s: %s", name, archive_error_string(w));
+            break;
+        }
     }
     archive_read_free(a);
     archive_write_free(w);
     return st;
 }
 
+static int remove_one(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
+{
+    (void)sb, (void)flag, (void)ftw;
+    return remove(path) == 0 || errno == ENOENT ? 0 : -1;
+}
+
+/* Removes a folder and everything under it, without following symbolic links (FTW_PHYS) and
+ * without a shell: the path comes from --data_root and may hold any character. */
 static void remove_tree(const char *path)
 {
-    /* Only ever called on relate's own temporary extraction folder. */
-    char cmd[8300];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", path);
-    if (system(cmd) != 0)
-        fprintf(stderr, "relate: could not remove %s\n", path);
+    struct stat st;
+    if (lstat(path, &st) != 0)
+        return;
+    if (nftw(path, remove_one, 16, FTW_DEPTH | FTW_PHYS) != 0)
+        fprintf(stderr, "relate: could not remove %s: %s\n", path, strerror(errno));
 }
 
 static relate_status by_hand(const relate_download_spec *s, const char *root, relate_error *err, const char *why)

@@ -147,6 +147,70 @@ int main(void)
     snprintf(p, sizeof p, "%s/mini-dataset", root);
     CHECK(!exists(p));
 
+    /* Link entries are refused whatever their names: a pax hard link that carries data would
+     * overwrite its target (here an absolute path outside the data root), and a symbolic link
+     * would redirect the entries after it. Nothing outside the root changes; the symbolic-link
+     * case also runs the error path that once used a freed entry name (ASan build). */
+    char victim[512];
+    snprintf(victim, sizeof victim, "%s/victim.txt", dir);
+    FILE *vf = fopen(victim, "w");
+    CHECK(vf && fputs("precious\n", vf) >= 0 && fclose(vf) == 0);
+    for (int kind = 0; kind < 2; kind++) {
+        char link_path[512], link_url[600], link_md5[33];
+        snprintf(link_path, sizeof link_path, "%s/link%d.tar.gz", dir, kind);
+        struct archive *a = archive_write_new();
+        archive_write_add_filter_gzip(a);
+        archive_write_set_format_pax(a);
+        CHECK(archive_write_open_filename(a, link_path) == ARCHIVE_OK);
+        struct archive_entry *le = archive_entry_new();
+        archive_entry_set_pathname(le, "mini-dataset/link.txt");
+        archive_entry_set_perm(le, 0644);
+        if (kind == 0) {
+            archive_entry_set_filetype(le, AE_IFREG);
+            archive_entry_set_hardlink(le, victim);
+            archive_entry_set_size(le, 9);
+        } else {
+            archive_entry_set_filetype(le, AE_IFLNK);
+            archive_entry_set_symlink(le, victim);
+            archive_entry_set_size(le, 0);
+        }
+        CHECK(archive_write_header(a, le) == ARCHIVE_OK);
+        if (kind == 0)
+            archive_write_data(a, "OVERWRIT\n", 9);
+        archive_entry_free(le);
+        archive_write_close(a);
+        archive_write_free(a);
+        CHECK(relate_md5_file(link_path, link_md5, &err) == RELATE_OK);
+        snprintf(link_url, sizeof link_url, "file://%s", link_path);
+        char link_archive[32];
+        snprintf(link_archive, sizeof link_archive, "link%d.tar.gz", kind);
+        relate_download_spec ls = {"link", link_url, link_md5, link_archive, "mini-dataset"};
+        snprintf(root, sizeof root, "%s/root_link%d", dir, kind);
+        memset(&err, 0, sizeof err);
+        CHECK(relate_download(&ls, root, &quiet, &err) == RELATE_ERR_FORMAT);
+        CHECK_MSG(strstr(err.msg, kind == 0 ? "hard-link" : "symbolic-link") && strstr(err.msg, "link.txt"), "%s",
+                  err.msg);
+        CHECK(slurp(victim) && strcmp(slurp(victim), "precious\n") == 0);
+        snprintf(p, sizeof p, "%s/mini-dataset", root);
+        CHECK(!exists(p));
+        snprintf(p, sizeof p, "%s/.relate-extract-link", root);
+        CHECK(!exists(p));
+    }
+
+    /* A data root whose name is shell syntax is only a name: no command runs while the temporary
+     * extraction folder is removed (it once went through system("rm -rf '...'")). */
+    char pwned[200];
+    snprintf(pwned, sizeof pwned, "%s/pwned", dir);
+    CHECK(chdir(dir) == 0); /* a command in the name would run here: the name holds no '/' */
+    snprintf(root, sizeof root, "%s/q'$(touch pwned)'`touch pwned`", dir);
+    memset(&err, 0, sizeof err);
+    CHECK_MSG(relate_download(&spec, root, &quiet, &err) == RELATE_OK, "%s", err.msg);
+    CHECK(!exists(pwned));
+    snprintf(p, sizeof p, "%s/mini-dataset/sub/b.txt", root);
+    CHECK(slurp(p) && strcmp(slurp(p), big) == 0);
+    snprintf(p, sizeof p, "%s/.relate-extract-mini", root);
+    CHECK(!exists(p));
+
     /* An archive that lacks the expected folder. */
     relate_download_spec other = spec;
     other.folder = "something-else";
