@@ -1,4 +1,5 @@
 /* bench_common.c: clock, median comparator and synthetic split of the benchmarks (bench_common.h). */
+#define _POSIX_C_SOURCE 200809L /* clock_gettime */
 #include "bench_common.h"
 
 #include <stdio.h>

@@ -1289,6 +1289,14 @@ static relate_status decode_tensor(const relate_ckpt *c, const relate_pk_value *
     }
     if (bad)
         return ck_fail(c, err, RELATE_ERR_FORMAT, "'%.80s': malformed tensor sizes or strides", what);
+    /* Zero strides repeat stored elements, so a tiny file can describe a tensor of any size and
+     * make relate_ckpt_get_tensor allocate it. A stored tensor has at least one byte of the file
+     * per element; state dicts hold no broadcast views, so 16 Mi elements beyond that is slack. */
+    if ((uint64_t)t->numel > (uint64_t)c->size + (1u << 24))
+        return ck_fail(c, err, RELATE_ERR_FORMAT,
+                       "'%.80s' claims %lld elements, more than its %zu-byte file can hold (zero strides): corrupt "
+                       "or hostile",
+                       what, (long long)t->numel, c->size);
     if (t->numel == 0)
         return RELATE_OK;
     int64_t last = t->offset; /* the highest element index the view touches */

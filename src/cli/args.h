@@ -14,9 +14,23 @@ typedef struct relate_arg_spec {
     const char *default_value;
     const char *help;
     const char *value;      /* filled by relate_args_parse */
+    long min, max;          /* RELATE_ARG_INT: the accepted range, both ends included */
 } relate_arg_spec;
 
-/* Returns 0 on success; on error prints a message to stderr and returns 2. Sets *help when
+/* Ranges shared by the stages' flags. They keep every size the flags multiply together far from
+ * overflow and from allocations no machine has, so a typo gets a message, not a crash. */
+#define RELATE_MAX_EPOCHS 1000000
+#define RELATE_MAX_BATCH 65536
+#define RELATE_MAX_K 1024
+/* K x data_size: the views of one step (32 x 64 in the paper; 2^18 32x32 views are 3 GiB). */
+#define RELATE_MAX_VIEWS_PER_STEP (1L << 18)
+
+/* A boolean flag's value as argparse-era scripts write it: True/False, true/false, 1/0, yes/no.
+ * Returns 0 and sets *out, or -1 for anything else. */
+int relate_args_bool(const char *value, bool *out);
+
+/* Returns 0 on success; on error (unknown flag, missing value, an integer that is not one or is
+ * outside its spec's range) prints a message to stderr and returns 2. Sets *help when
  * -h/--help is present. */
 int relate_args_parse(const char *cmd, relate_arg_spec *specs, int nspecs, int argc, char **argv, bool *help);
 const char *relate_args_get(const relate_arg_spec *specs, int nspecs, const char *name);

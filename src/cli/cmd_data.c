@@ -111,21 +111,21 @@ int relate_cmd_data(int argc, char **argv)
     relate_arg_spec specs[] = {
         {"dataset", RELATE_ARG_STR, "", "dataset: cifar10, cifar100, supercifar100, stl10, tiny, slim, fashionmnist, "
                                         "mnist, or folder:PATH[@S] (class sub-folders; images resized to S x S, "
-                                        "default 64)", NULL},
-        {"data_root", RELATE_ARG_STR, "./data", "folder that holds the datasets", NULL},
+                                        "default 64)", NULL, 0, 0},
+        {"data_root", RELATE_ARG_STR, "./data", "folder that holds the datasets", NULL, 0, 0},
         {"preview", RELATE_ARG_STR, "", "write a PNG grid to this file: per row an image of the method's training "
                                         "split, then its augmented views as epoch --epoch of training with --seed "
-                                        "feeds them (Normalize undone)", NULL},
+                                        "feeds them (Normalize undone)", NULL, 0, 0},
         {"method", RELATE_ARG_STR, "relationnet", "with --preview: relationnet, simclr (T1), deepinfomax (T2), "
                                                   "rotationnet (T3 + rotations), deepcluster, standard (T3; STL-10: "
-                                                  "T4), lineval, finetune (T5), test (T6)", NULL},
+                                                  "T4), lineval, finetune (T5), test (T6)", NULL, 0, 0},
         {"views", RELATE_ARG_INT, "0", "with --preview: views per row; 0 = the method's default (relationnet 8, "
                                        "simclr 2, rotationnet 1 x 4 rotations, lineval/finetune/test 1, others 4)",
-         NULL},
-        {"rows", RELATE_ARG_INT, "8", "with --preview: images (rows), drawn from --seed", NULL},
-        {"seed", RELATE_ARG_INT, "1", "with --preview: the training seed (picks the rows, keys the views)", NULL},
-        {"epoch", RELATE_ARG_INT, "0", "with --preview: the epoch whose augmentations are shown", NULL},
-        {"zoom", RELATE_ARG_INT, "1", "with --preview: magnify the grid this many times (nearest neighbour)", NULL},
+         NULL, 0, RELATE_PREVIEW_MAX_VIEWS},
+        {"rows", RELATE_ARG_INT, "8", "with --preview: images (rows), drawn from --seed", NULL, 1, RELATE_PREVIEW_MAX_ROWS},
+        {"seed", RELATE_ARG_INT, "1", "with --preview: the training seed (picks the rows, keys the views)", NULL, 0, 2147483647L},
+        {"epoch", RELATE_ARG_INT, "0", "with --preview: the epoch whose augmentations are shown", NULL, 0, 2147483647L},
+        {"zoom", RELATE_ARG_INT, "1", "with --preview: magnify the grid this many times (nearest neighbour)", NULL, 1, RELATE_PREVIEW_MAX_ZOOM},
     };
     const int n = (int)(sizeof specs / sizeof specs[0]);
     bool help;

@@ -10,8 +10,8 @@
 int relate_cmd_download(int argc, char **argv)
 {
     relate_arg_spec specs[] = {
-        {"data_root", RELATE_ARG_STR, "./data", "folder that holds the datasets", NULL},
-        {"url", RELATE_ARG_STR, "", "download from this URL instead (a mirror; the MD5 must still match)", NULL},
+        {"data_root", RELATE_ARG_STR, "./data", "folder that holds the datasets", NULL, 0, 0},
+        {"url", RELATE_ARG_STR, "", "download from this URL instead (a mirror; the MD5 must still match)", NULL, 0, 0},
     };
     const int n = (int)(sizeof specs / sizeof specs[0]);
     const char *name = NULL;

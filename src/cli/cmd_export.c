@@ -36,10 +36,10 @@ static relate_status load_any_backbone(relate_backbone *bb, const relate_ckpt *c
 int relate_cmd_export(int argc, char **argv)
 {
     relate_arg_spec specs[] = {
-        {"checkpoint", RELATE_ARG_STR, "", "a checkpoint of any stage (relate's or PyTorch's)", NULL},
-        {"format", RELATE_ARG_STR, "safetensors", "output format: safetensors", NULL},
-        {"out", RELATE_ARG_STR, "", "output file", NULL},
-        {"backbone", RELATE_ARG_STR, "", "the backbone to expect (default: detected from the file)", NULL},
+        {"checkpoint", RELATE_ARG_STR, "", "a checkpoint of any stage (relate's or PyTorch's)", NULL, 0, 0},
+        {"format", RELATE_ARG_STR, "safetensors", "output format: safetensors", NULL, 0, 0},
+        {"out", RELATE_ARG_STR, "", "output file", NULL, 0, 0},
+        {"backbone", RELATE_ARG_STR, "", "the backbone to expect (default: detected from the file)", NULL, 0, 0},
     };
     const int n = (int)(sizeof specs / sizeof specs[0]);
     bool help;

@@ -2,6 +2,7 @@
  * (pretrain), `relate train_linear_evaluation` (lineval) and `relate test`, with the reference's
  * flags and defaults (spec 1.2) plus --data_root, --threads and --limit_train_batches.
  * Not where training happens: each command fills a relate/train.h options struct. */
+#define _POSIX_C_SOURCE 200809L /* sigaction */
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -62,31 +63,31 @@ static void apply_threads(long threads)
 }
 
 #define COMMON_FLAGS                                                                                                 \
-    {"data_root", RELATE_ARG_STR, "./data", "folder that holds the datasets (relate download puts them there)", NULL}, \
-        {"threads", RELATE_ARG_INT, "0", "compute threads (0: OMP_NUM_THREADS or every core)", NULL},                \
-        {"gpu", RELATE_ARG_STR, "0", "accepted for compatibility with the reference; relate runs on the CPU", NULL}
+    {"data_root", RELATE_ARG_STR, "./data", "folder that holds the datasets (relate download puts them there)", NULL, 0, 0}, \
+        {"threads", RELATE_ARG_INT, "0", "compute threads (0: OMP_NUM_THREADS or every core)", NULL, 0, 1024},                \
+        {"gpu", RELATE_ARG_STR, "0", "accepted for compatibility with the reference; relate runs on the CPU", NULL, 0, 0}
 
 int relate_cmd_pretrain(int argc, char **argv)
 {
     relate_arg_spec specs[] = {
         {"seed", RELATE_ARG_INT, "1", "seed of every random draw; relate's default is 1 (the reference's -1 "
-                                      "crashes; here -1 draws a seed from the clock and prints it)", NULL},
+                                      "crashes; here -1 draws a seed from the clock and prints it)", NULL, -1, 2147483647L},
         {"epoch_start", RELATE_ARG_INT, "-1", "first epoch (0-based); default: the epoch stored in --checkpoint, "
-                                              "else 0", NULL},
-        {"epochs", RELATE_ARG_INT, "200", "total number of epochs E", NULL},
+                                              "else 0", NULL, -1, RELATE_MAX_EPOCHS},
+        {"epochs", RELATE_ARG_INT, "200", "total number of epochs E", NULL, 1, RELATE_MAX_EPOCHS},
         {"dataset", RELATE_ARG_STR, "cifar10", "cifar10, cifar100, supercifar100, stl10, tiny, slim, fashionmnist, "
-                                               "mnist, folder:PATH[@S]", NULL},
-        {"backbone", RELATE_ARG_STR, "conv4", "conv4, resnet8, resnet32, resnet56, resnet34", NULL},
+                                               "mnist, folder:PATH[@S]", NULL, 0, 0},
+        {"backbone", RELATE_ARG_STR, "conv4", "conv4, resnet8, resnet32, resnet56, resnet34", NULL, 0, 0},
         {"method", RELATE_ARG_STR, "relationnet", "relationnet, simclr, rotationnet, deepinfomax, "
-                                                  "deepcluster, standard, randomweights", NULL},
+                                                  "deepcluster, standard, randomweights", NULL, 0, 0},
         {"data_size", RELATE_ARG_INT, "128", "mini-batch size B (the paper uses 64 for relationnet, 128 for the "
-                                             "other methods)", NULL},
-        {"K", RELATE_ARG_INT, "32", "augmentations per image (relationnet)", NULL},
-        {"aggregation", RELATE_ARG_STR, "cat", "relationnet pair aggregation: cat, sum, mean, max", NULL},
-        {"id", RELATE_ARG_STR, "", "extra tag inserted in the file names", NULL},
-        {"checkpoint", RELATE_ARG_STR, "", "resume from this stage-1 checkpoint (model, optimizer and epoch)", NULL},
-        {"num_workers", RELATE_ARG_INT, "8", "data-loading threads (results do not depend on it)", NULL},
-        {"limit_train_batches", RELATE_ARG_INT, "0", "stop every epoch after this many batches (0: all)", NULL},
+                                             "other methods)", NULL, 1, RELATE_MAX_BATCH},
+        {"K", RELATE_ARG_INT, "32", "augmentations per image (relationnet)", NULL, 1, RELATE_MAX_K},
+        {"aggregation", RELATE_ARG_STR, "cat", "relationnet pair aggregation: cat, sum, mean, max", NULL, 0, 0},
+        {"id", RELATE_ARG_STR, "", "extra tag inserted in the file names", NULL, 0, 0},
+        {"checkpoint", RELATE_ARG_STR, "", "resume from this stage-1 checkpoint (model, optimizer and epoch)", NULL, 0, 0},
+        {"num_workers", RELATE_ARG_INT, "8", "data-loading threads (results do not depend on it)", NULL, 0, 256},
+        {"limit_train_batches", RELATE_ARG_INT, "0", "stop every epoch after this many batches (0: all)", NULL, 0, 2147483647L},
         COMMON_FLAGS,
     };
     const int n = (int)(sizeof specs / sizeof specs[0]);
@@ -120,8 +121,11 @@ int relate_cmd_pretrain(int argc, char **argv)
     o.num_workers = (int)relate_args_get_int(specs, n, "num_workers");
     o.limit_train_batches = relate_args_get_int(specs, n, "limit_train_batches");
     o.progress = isatty(STDOUT_FILENO);
-    if (o.epochs < 1 || o.data_size < 1 || o.num_workers < 0) {
-        fprintf(stderr, "relate train_unsupervised: --epochs and --data_size must be >= 1, --num_workers >= 0\n");
+    if (strcmp(o.method.method, "relationnet") == 0 && (long)o.method.K * o.data_size > RELATE_MAX_VIEWS_PER_STEP) {
+        fprintf(stderr,
+                "relate train_unsupervised: --K=%d x --data_size=%d = %ld views per step; at most %ld fit in memory "
+                "(the paper uses K=32 x 64)\n",
+                o.method.K, o.data_size, (long)o.method.K * o.data_size, RELATE_MAX_VIEWS_PER_STEP);
         return 2;
     }
     install_sigint();
@@ -135,19 +139,19 @@ int relate_cmd_pretrain(int argc, char **argv)
 int relate_cmd_lineval(int argc, char **argv)
 {
     relate_arg_spec specs[] = {
-        {"seed", RELATE_ARG_INT, "1", "seed (relate's default 1; -1 draws one from the clock)", NULL},
-        {"epochs", RELATE_ARG_INT, "100", "number of epochs", NULL},
-        {"dataset", RELATE_ARG_STR, "cifar10", "dataset to train the linear layer on and to test", NULL},
-        {"backbone", RELATE_ARG_STR, "conv4", "must match the checkpoint", NULL},
-        {"method", RELATE_ARG_STR, "standard", "only names the output folder and file (as in the reference)", NULL},
-        {"data_size", RELATE_ARG_INT, "128", "mini-batch size", NULL},
-        {"checkpoint", RELATE_ARG_STR, "./", "stage-1 checkpoint (its 'backbone' entry is used)", NULL},
-        {"finetune", RELATE_ARG_STR, "False", "True or true: finetune the whole network instead", NULL},
-        {"num_workers", RELATE_ARG_INT, "8", "data-loading threads", NULL},
-        {"id", RELATE_ARG_STR, "", "extra tag inserted in the file names", NULL},
-        {"limit_train_batches", RELATE_ARG_INT, "0", "stop every epoch after this many batches (0: all)", NULL},
+        {"seed", RELATE_ARG_INT, "1", "seed (relate's default 1; -1 draws one from the clock)", NULL, -1, 2147483647L},
+        {"epochs", RELATE_ARG_INT, "100", "number of epochs", NULL, 1, RELATE_MAX_EPOCHS},
+        {"dataset", RELATE_ARG_STR, "cifar10", "dataset to train the linear layer on and to test", NULL, 0, 0},
+        {"backbone", RELATE_ARG_STR, "conv4", "must match the checkpoint", NULL, 0, 0},
+        {"method", RELATE_ARG_STR, "standard", "only names the output folder and file (as in the reference)", NULL, 0, 0},
+        {"data_size", RELATE_ARG_INT, "128", "mini-batch size", NULL, 1, RELATE_MAX_BATCH},
+        {"checkpoint", RELATE_ARG_STR, "", "stage-1 checkpoint (its 'backbone' entry is used); required", NULL, 0, 0},
+        {"finetune", RELATE_ARG_STR, "False", "True: finetune the whole network instead (True/False, true/false, 1/0, yes/no)", NULL, 0, 0},
+        {"num_workers", RELATE_ARG_INT, "8", "data-loading threads", NULL, 0, 256},
+        {"id", RELATE_ARG_STR, "", "extra tag inserted in the file names", NULL, 0, 0},
+        {"limit_train_batches", RELATE_ARG_INT, "0", "stop every epoch after this many batches (0: all)", NULL, 0, 2147483647L},
         {"feature_cache", RELATE_ARG_STR, "True", "linear evaluation: extract the frozen features once (False: run "
-                                                  "the backbone on every batch; same result, slower)", NULL},
+                                                  "the backbone on every batch; same result, slower)", NULL, 0, 0},
         COMMON_FLAGS,
     };
     const int n = (int)(sizeof specs / sizeof specs[0]);
@@ -172,10 +176,21 @@ int relate_cmd_lineval(int argc, char **argv)
     o.method = relate_args_get(specs, n, "method");
     o.data_size = (int)relate_args_get_int(specs, n, "data_size");
     o.checkpoint = relate_args_get(specs, n, "checkpoint");
-    const char *ft = relate_args_get(specs, n, "finetune");
-    o.finetune = strcmp(ft, "True") == 0 || strcmp(ft, "true") == 0;
-    const char *fc = relate_args_get(specs, n, "feature_cache");
-    o.cache_features = !(strcmp(fc, "False") == 0 || strcmp(fc, "false") == 0);
+    const char *bool_flags[] = {"finetune", "feature_cache"};
+    bool *bool_values[] = {&o.finetune, &o.cache_features};
+    for (int k = 0; k < 2; k++)
+        if (relate_args_bool(relate_args_get(specs, n, bool_flags[k]), bool_values[k]) != 0) {
+            fprintf(stderr, "relate train_linear_evaluation: --%s expects True or False (also true/false, 1/0, "
+                            "yes/no), got '%s'\n",
+                    bool_flags[k], relate_args_get(specs, n, bool_flags[k]));
+            return 2;
+        }
+    if (!*o.checkpoint) {
+        fprintf(stderr, "relate train_linear_evaluation: --checkpoint is required: the stage-1 checkpoint whose "
+                        "backbone is evaluated (e.g. ./checkpoint/relationnet/cifar10/"
+                        "relationnet_cifar10_conv4_seed_1_epoch_200.tar)\n");
+        return 2;
+    }
     o.num_workers = (int)relate_args_get_int(specs, n, "num_workers");
     o.id = relate_args_get(specs, n, "id");
     o.data_root = relate_args_get(specs, n, "data_root");
@@ -192,11 +207,11 @@ int relate_cmd_lineval(int argc, char **argv)
 int relate_cmd_test(int argc, char **argv)
 {
     relate_arg_spec specs[] = {
-        {"seed", RELATE_ARG_INT, "1", "printed in the result block (the test itself draws nothing)", NULL},
-        {"dataset", RELATE_ARG_STR, "cifar10", "dataset whose test split is evaluated (as in stage 2)", NULL},
-        {"backbone", RELATE_ARG_STR, "conv4", "must match the checkpoint", NULL},
-        {"data_size", RELATE_ARG_INT, "256", "test mini-batch size", NULL},
-        {"checkpoint", RELATE_ARG_STR, "./", "stage-2 checkpoint (five keys)", NULL},
+        {"seed", RELATE_ARG_INT, "1", "printed in the result block (the test itself draws nothing)", NULL, -1, 2147483647L},
+        {"dataset", RELATE_ARG_STR, "cifar10", "dataset whose test split is evaluated (as in stage 2)", NULL, 0, 0},
+        {"backbone", RELATE_ARG_STR, "conv4", "must match the checkpoint", NULL, 0, 0},
+        {"data_size", RELATE_ARG_INT, "256", "test mini-batch size", NULL, 1, RELATE_MAX_BATCH},
+        {"checkpoint", RELATE_ARG_STR, "", "stage-2 checkpoint (five keys); required", NULL, 0, 0},
         COMMON_FLAGS,
     };
     const int n = (int)(sizeof specs / sizeof specs[0]);
@@ -216,8 +231,9 @@ int relate_cmd_test(int argc, char **argv)
     o.data_size = (int)relate_args_get_int(specs, n, "data_size");
     o.checkpoint = relate_args_get(specs, n, "checkpoint");
     o.data_root = relate_args_get(specs, n, "data_root");
-    if (o.data_size < 1) {
-        fprintf(stderr, "relate test: --data_size must be >= 1\n");
+    if (!*o.checkpoint) {
+        fprintf(stderr, "relate test: --checkpoint is required: the stage-2 checkpoint that "
+                        "train_linear_evaluation wrote (HEADER_epoch_E_linear_evaluation.tar)\n");
         return 2;
     }
     relate_error err = {0};

@@ -1,5 +1,8 @@
 /* main.c: the `relate` command: dispatches subcommands to the library.
  * Not where any training logic lives: every subcommand is a thin client of librelate. */
+/* SIGXFSZ is POSIX. */
+#define _POSIX_C_SOURCE 200809L
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -20,8 +23,8 @@ static int cmd_info(int argc, char **argv)
 {
     relate_arg_spec specs[] = {
         {"backbone", RELATE_ARG_STR, "", "backbone to describe: conv4, resnet8, resnet32, resnet56, resnet34; "
-                                         "empty lists all of them", NULL},
-        {"image_size", RELATE_ARG_INT, "32", "side of the square input used for the output shapes", NULL},
+                                         "empty lists all of them", NULL, 0, 0},
+        {"image_size", RELATE_ARG_INT, "32", "side of the square input used for the output shapes", NULL, 8, 4096},
     };
     const int n = (int)(sizeof specs / sizeof specs[0]);
     bool help;
@@ -78,6 +81,10 @@ static void usage(FILE *out)
 
 int main(int argc, char **argv)
 {
+    /* Past a file-size limit (ulimit -f) the kernel would kill the process with SIGXFSZ, silently
+     * and mid-save. Ignored, the write fails with EFBIG instead, and the save reports it and
+     * removes its temporary file. */
+    signal(SIGXFSZ, SIG_IGN);
     if (argc < 2) {
         usage(stderr);
         return 2;

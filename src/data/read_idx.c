@@ -41,18 +41,18 @@ static relate_status idx_read(const char *path, int ndims, int64_t dims[3], uint
                              path, head[0], head[1], head[2], head[3], ndims, ndims, ndims == 3 ? "images" : "labels");
         goto done;
     }
-    int64_t total = 1;
     for (int d = 0; d < ndims; d++) {
         const uint8_t *p = head + 4 + 4 * d;
         dims[d] = (int64_t)p[0] << 24 | (int64_t)p[1] << 16 | (int64_t)p[2] << 8 | p[3];
-        total *= dims[d] ? dims[d] : 1;
     }
+    /* Every dimension is checked before any is multiplied: three 32-bit dimensions overflow. */
     if (dims[0] < 1 || dims[0] > IDX_MAX_ITEMS || (ndims == 3 && (dims[1] != 28 || dims[2] != 28))) {
         s = relate_error_set(err, RELATE_ERR_FORMAT, "%s: declares %lld items%s; expected 1..%d items%s", path,
                              (long long)dims[0], ndims == 3 ? " of an unexpected size" : "", IDX_MAX_ITEMS,
                              ndims == 3 ? " of 28 x 28" : "");
         goto done;
     }
+    int64_t total = ndims == 3 ? dims[0] * 28 * 28 : dims[0];
     size_t cap = (size_t)(total < (1 << 24) ? total : (1 << 24)), have = 0;
     buf = malloc(cap);
     while (buf && have < (size_t)total) {

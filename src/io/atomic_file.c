@@ -14,7 +14,9 @@ relate_status relate_atomic_open(relate_atomic_file *f, const char *path, relate
     if (strlen(path) >= sizeof f->path)
         return relate_error_set(err, RELATE_ERR_ARG, "path too long: %s", path);
     strcpy(f->path, path);
-    snprintf(f->tmp_path, sizeof f->tmp_path, "%s.tmp.%ld", path, (long)getpid());
+    /* One temporary name per target, not per process: a run killed mid-save leaves PATH.tmp,
+     * and the next save of PATH truncates and replaces it instead of adding another. */
+    snprintf(f->tmp_path, sizeof f->tmp_path, "%s.tmp", path);
     f->fp = fopen(f->tmp_path, "wb");
     if (!f->fp)
         return relate_error_set(err, RELATE_ERR_IO, "cannot create %s: %s (is the folder writable?)",
@@ -33,8 +35,10 @@ relate_status relate_atomic_commit(relate_atomic_file *f, relate_error *err)
     f->fp = NULL;
     if (failed) {
         remove(f->tmp_path);
-        return relate_error_set(err, RELATE_ERR_IO, "writing %s failed: %s (disk full?)", f->path,
-                                strerror(saved));
+        return relate_error_set(err, RELATE_ERR_IO, "writing %s failed: %s%s", f->path, strerror(saved),
+                                saved == ENOSPC  ? " (the disk is full)"
+                                : saved == EFBIG ? " (over the file-size limit: see ulimit -f)"
+                                                 : "");
     }
     if (rename(f->tmp_path, f->path) != 0) {
         saved = errno;

@@ -92,15 +92,27 @@ static relate_status decode_jpeg(const uint8_t *data, size_t size, const char *w
         return RELATE_ERR_FORMAT;
     }
     jpeg_start_decompress(&ci);
+    /* Stop at the first sign of truncation (progressive files read every scan in
+     * jpeg_start_decompress): a few bytes that declare a huge image would otherwise make libjpeg
+     * decode all of its grey padding (seconds and hundreds of MB for a 136-byte file). */
+    if (jf.truncated) {
+        jpeg_destroy_decompress(&ci);
+        return relate_error_set(err, RELATE_ERR_FORMAT, "%s: JPEG data ends early (truncated file)", what);
+    }
     int w = (int)ci.output_width, h = (int)ci.output_height, oc = ci.output_components;
     buf = malloc((size_t)w * (size_t)h * 4);
     if (!buf) {
         jpeg_destroy_decompress(&ci);
         return relate_error_set(err, RELATE_ERR_NOMEM, "%s: out of memory for a %d x %d image", what, w, h);
     }
-    while (ci.output_scanline < ci.output_height) {
+    while (ci.output_scanline < ci.output_height && !jf.truncated) {
         JSAMPROW row = buf + (size_t)ci.output_scanline * (size_t)w * (size_t)oc;
         jpeg_read_scanlines(&ci, &row, 1);
+    }
+    if (jf.truncated) {
+        jpeg_destroy_decompress(&ci); /* aborts: jpeg_finish_decompress would want every scanline */
+        free(buf);
+        return relate_error_set(err, RELATE_ERR_FORMAT, "%s: JPEG data ends early (truncated file)", what);
     }
     jpeg_finish_decompress(&ci);
     jpeg_destroy_decompress(&ci);

@@ -466,7 +466,9 @@ static relate_status step(pk_parser *ps, bool *stop)
         if ((s = pop_mark(ps, &first)))
             return s;
         relate_pk_value *t;
-        if ((s = make_tuple(ps, ps->stack + first, ps->sp - first, &t)))
+        /* `(t` on an empty pickle: the stack is still unallocated, and NULL + 0 is undefined. */
+        relate_pk_value **items = ps->sp > first ? ps->stack + first : NULL;
+        if ((s = make_tuple(ps, items, ps->sp - first, &t)))
             return s;
         ps->sp = first;
         return push(ps, t);

@@ -298,6 +298,14 @@ relate_status relate_zip_reader_open(relate_zip_reader *z, const uint8_t *buf, s
                              e->name, (unsigned long long)e->csize);
             goto fail;
         }
+        /* A stored entry's two sizes are one number. Readers use `size`, the bounds check above
+         * `csize`: a file declaring them different would be read past its end. */
+        if (e->method == 0 && e->size != e->csize) {
+            st = relate_error_set(err, RELATE_ERR_FORMAT,
+                                  "zip: stored entry '%.200s' declares %llu bytes but holds %llu: corrupt", e->name,
+                                  (unsigned long long)e->size, (unsigned long long)e->csize);
+            goto fail;
+        }
         e->data_offset = data;
         p += 46 + nlen + elen + clen;
     }

@@ -1,6 +1,7 @@
 /* pretrain.c: stage 1 (spec 1.3): build the method, resume if asked, train epoch by epoch with
  * the reference's console line and log, save checkpoints at 25/50/75/100 % of the epochs.
  * Not a method: the step itself is relate_method_step. */
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -85,7 +86,10 @@ static relate_status save_checkpoint(const relate_method *m, const char *path, i
 }
 
 /* Loads a stage-1 checkpoint for resuming; returns the epoch to start from (or -1 if unknown). */
-static relate_status resume(relate_method *m, const char *path, int *saved_epoch, FILE *out, relate_error *err)
+/* Loads the method's state from path. *saved_epoch: the checkpoint's epoch, or -1 when it records
+ * none; a malformed one is an error unless the caller has its own (explicit_start). */
+static relate_status resume(relate_method *m, const char *path, bool explicit_start, int *saved_epoch, FILE *out,
+                            relate_error *err)
 {
     fprintf(out, "Loading checkpoint: %s\n", path);
     relate_ckpt *c;
@@ -114,8 +118,28 @@ static relate_status resume(relate_method *m, const char *path, int *saved_epoch
         relate_ckpt_close(c);
         return err->code;
     }
+    /* The epoch to continue from: relate writes it; the reference's own files have none. A value
+     * that is there but not a count of epochs is refused rather than read as 0 or truncated. */
     int64_t ep = -1;
-    *saved_epoch = relate_ckpt_get_int(c, "epoch", &ep, &ignore) == RELATE_OK ? (int)ep : -1;
+    *saved_epoch = -1;
+    if (relate_ckpt_has(c, "epoch")) {
+        relate_error ee = {0};
+        bool valid = relate_ckpt_get_int(c, "epoch", &ep, &ee) == RELATE_OK && ep >= 0 && ep <= INT32_MAX;
+        if (!valid && !explicit_start) {
+            if (ee.code == RELATE_OK)
+                relate_error_set(err, RELATE_ERR_FORMAT,
+                                 "%s: its 'epoch' entry is %lld, not a number of finished epochs: corrupt (pass "
+                                 "--epoch_start to resume anyway)",
+                                 path, (long long)ep);
+            else
+                relate_error_set(err, RELATE_ERR_FORMAT, "%s (pass --epoch_start to resume anyway)", ee.msg);
+            relate_ckpt_close(c);
+            return err->code;
+        }
+        *saved_epoch = valid ? (int)ep : -1;
+    } else if (!explicit_start) {
+        fprintf(out, "[INFO] %s records no epoch (a file of the reference?): starting at epoch 0\n", path);
+    }
     relate_ckpt_close(c);
     fprintf(out, "Loading checkpoint: Done!\n");
     return RELATE_OK;
@@ -168,7 +192,7 @@ relate_status relate_pretrain(const relate_pretrain_options *o, relate_error *er
     int epoch_start = o->epoch_start > 0 ? o->epoch_start : 0;
     if (o->checkpoint && *o->checkpoint) {
         int saved = -1;
-        if ((st = resume(m, o->checkpoint, &saved, out, err)) != RELATE_OK)
+        if ((st = resume(m, o->checkpoint, o->epoch_start >= 0, &saved, out, err)) != RELATE_OK)
             goto done;
         if (o->epoch_start < 0 && saved >= 0)
             epoch_start = saved;

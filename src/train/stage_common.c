@@ -1,4 +1,7 @@
 /* stage_common.c: file names, folders, timing, progress bar, stop flag and log of the stages. */
+/* clock_gettime and CLOCK_MONOTONIC are POSIX: -std=c17 alone does not declare them (gcc did only
+ * because -fopenmp defines _POSIX_C_SOURCE). */
+#define _POSIX_C_SOURCE 200809L
 #include <errno.h>
 #include <signal.h>
 #include <stdlib.h>

@@ -371,7 +371,7 @@ static void test_png_write(const char *dir)
     CHECK(img.width == W && img.height == H && img.pixels && memcmp(img.pixels, rgb, sizeof rgb) == 0);
     relate_image_free(&img);
     /* no temporary file is left behind; an unwritable place is an error */
-    CHECK(access(fx_path("%s/out.png.tmp.%ld", dir, (long)getpid()), F_OK) != 0);
+    CHECK(access(fx_path("%s/out.png.tmp", dir), F_OK) != 0);
     memset(&err, 0, sizeof err);
     CHECK(relate_png_write(fx_path("%s/no/such/dir/x.png", dir), rgb, W, H, &err) == RELATE_ERR_IO);
     memset(&err, 0, sizeof err);
