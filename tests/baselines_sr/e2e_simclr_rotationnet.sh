@@ -4,6 +4,9 @@
 # log, the checkpoint keys), resume from the epoch-1 checkpoint (bit-identical to the straight
 # run), linear evaluation and test (same accuracy), each against randomweights under the same
 # evaluation. Not the other methods: tests/e2e covers relationnet, standard and randomweights.
+# Learning checks (every build type): each method beats randomweights, measured here under the same
+# linear evaluation, by a stated margin. Regression checks (RELATE_E2E_EXACT=1, Release only):
+# figures recorded from relate's own runs.
 set -euo pipefail
 RELATE=$(realpath "$1")
 WORK=$(mktemp -d)
@@ -11,6 +14,31 @@ trap 'rm -rf "$WORK"' EXIT
 cd "$WORK"
 fail() { echo "FAIL: $*"; exit 1; }
 field() { sed -n "s/^$1 \(.*\)%\$/\1/p" "$2" | tail -1; }
+# Learning check (every build type, independent of any recorded figure): a method's accuracy under
+# this script's linear evaluation must beat randomweights, measured here under the same evaluation
+# (same flags, seed and thread count), by at least LEARN_MARGIN accuracy points. In these short
+# settings the methods reach ~39-53 % and random weights ~17 %. Part of that margin is batch norm:
+# randomweights keeps the initial running statistics (mean 0, variance 1), and a run whose forward
+# passes only update them, its weights never changing, also clears it (measured: deepinfomax with
+# its optimizer step removed, 42.58 %). So the epoch losses must fall too (loss_falls).
+LEARN_MARGIN=10
+beats_random() {
+  local name=$1 acc=$2 rw=$3 margin
+  [ -n "$acc" ] && [ -n "$rw" ] || fail "learning check: $name: missing accuracy ('$acc' vs randomweights '$rw')"
+  margin=$(awk -v a="$acc" -v r="$rw" 'BEGIN { printf "%.2f", a - r }')
+  echo "learning check: $name $acc% vs randomweights $rw% under the same linear evaluation: margin $margin points (required >= $LEARN_MARGIN)"
+  awk -v a="$acc" -v r="$rw" -v m="$LEARN_MARGIN" 'BEGIN { exit !(a - r >= m) }' \
+    || fail "learning check: $name $acc% does not beat randomweights $rw% by $LEARN_MARGIN points (margin $margin)"
+}
+# Training check: the mean pretraining loss of epoch 1 is below that of epoch 0 (file: the console).
+loss_falls() {
+  local name=$1 file=$2 l0 l1
+  l0=$(sed -n 's/^Epoch \[0\]\[[0-9:]*\] loss: \([0-9.e+-]*\).*/\1/p' "$file")
+  l1=$(sed -n 's/^Epoch \[1\]\[[0-9:]*\] loss: \([0-9.e+-]*\).*/\1/p' "$file")
+  [ -n "$l0" ] && [ -n "$l1" ] || fail "training check: $name: no epoch 0 / 1 loss in $file"
+  echo "training check: $name pretraining loss epoch 0 $l0 -> epoch 1 $l1 (change $(awk -v a="$l0" -v b="$l1" 'BEGIN { printf "%+.2f", 100 * (b - a) / a }') %; must fall)"
+  awk -v a="$l0" -v b="$l1" 'BEGIN { exit !(b < a) }' || fail "training check: $name's pretraining loss did not fall ($l0 -> $l1)"
+}
 
 COMMON=(--dataset=fashionmnist --backbone=conv4 --seed=1 --num_workers=2)
 # The linear evaluation of tests/e2e/e2e_relationnet.sh, run without the feature cache (the same
@@ -79,13 +107,19 @@ run_method rotationnet 32 'loss: [0-9.e-]+; acc\.: [0-9.e-]+'
 ACC_SC=$(field "Test accuracy:" simclr.lin.txt)
 ACC_ROT=$(field "Test accuracy:" rotationnet.lin.txt)
 echo "accuracies: simclr $ACC_SC, rotationnet $ACC_ROT, randomweights $ACC_RW"
-awk -v a="$ACC_SC" -v b="$ACC_RW" 'BEGIN { exit !(a > b) }' || fail "simclr $ACC_SC does not beat randomweights $ACC_RW"
-awk -v a="$ACC_ROT" -v b="$ACC_RW" 'BEGIN { exit !(a > b) }' \
-  || fail "rotationnet $ACC_ROT does not beat randomweights $ACC_RW"
+loss_falls simclr simclr.pre.txt
+loss_falls rotationnet rotationnet.pre.txt
+beats_random simclr "$ACC_SC" "$ACC_RW"
+beats_random rotationnet "$ACC_ROT" "$ACC_RW"
 if [ "${RELATE_E2E_EXACT:-0}" = 1 ]; then
-  # Deterministic for a seed and thread count (OMP_NUM_THREADS=2, set by ctest).
-  [ "$ACC_RW" = "17.0" ] || fail "randomweights accuracy $ACC_RW, expected 17.0 (as tests/e2e)"
-  [ "$ACC_SC" = "52.93" ] || fail "simclr linear-evaluation accuracy $ACC_SC, expected 52.93"
-  [ "$ACC_ROT" = "48.88" ] || fail "rotationnet linear-evaluation accuracy $ACC_ROT, expected 48.88"
+  # Regression checks: figures recorded from relate's own runs, deterministic for a seed, a thread
+  # count (OMP_NUM_THREADS=2, set by ctest) and the machine's BLAS/oneDNN kernels. Not evidence of
+  # learning on their own (the learning checks above are).
+  [ "$ACC_RW" = "17.0" ] || fail "regression check: randomweights accuracy $ACC_RW, recorded 17.0 (as tests/e2e)"
+  # The figures depend on the kernels oneDNN and OpenBLAS dispatch for the CPU: recorded on an
+  # AVX-512 machine (the first) and an AVX2-only one (the second), both 2 cores.
+  if grep -qw avx512f /proc/cpuinfo; then REC_SC=52.93 REC_ROT=48.88; else REC_SC=53.19 REC_ROT=48.89; fi
+  [ "$ACC_SC" = "$REC_SC" ] || fail "regression check: simclr linear-evaluation accuracy $ACC_SC, recorded $REC_SC"
+  [ "$ACC_ROT" = "$REC_ROT" ] || fail "regression check: rotationnet linear-evaluation accuracy $ACC_ROT, recorded $REC_ROT"
 fi
 echo "e2e_simclr_rotationnet: all checks passed"

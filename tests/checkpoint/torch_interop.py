@@ -11,7 +11,9 @@ pyenv python: always /usr/bin/python3, the interpreter that has torch and torchv
     a nested checkpoint and tensor views (storage offsets, shared storages, strides, other
     dtypes) in the zip and the legacy format; test_checkpoint_reader checks every value against
     expected.safetensors written here.
-Exit status 0 = pass, 1 = fail, 77 = skipped (no torch).
+Exit status 0 = pass, 1 = fail, 77 = skipped (no torch; without torchvision only the resnet34 round
+trip is left out). With RELATE_REQUIRE_ALL=1 in the environment (CI sets it) a missing torch or
+torchvision is a failure (1), never a skip.
 """
 import argparse
 import os
@@ -21,12 +23,38 @@ import sys
 import tempfile
 from collections import OrderedDict
 
+REQUIRE_ALL = os.environ.get("RELATE_REQUIRE_ALL") == "1"
+INSTALL = ("apt-get install python3-torch python3-torchvision (Debian's packages, for /usr/bin/python3; "
+           "the tests run this script with that interpreter)")
+
+
+def missing(what, exc):
+    """A dependency is missing: exit 77 (skipped), or 1 under RELATE_REQUIRE_ALL=1."""
+    if REQUIRE_ALL:
+        print("FAIL: %s is not importable by %s (%s); RELATE_REQUIRE_ALL=1 forbids skipping. Install: %s"
+              % (what, sys.executable, exc, INSTALL))
+        sys.exit(1)
+    print("SKIPPED: %s is not importable by %s (%s). Install: %s (RELATE_REQUIRE_ALL=1 makes this a failure)"
+          % (what, sys.executable, exc, INSTALL))
+    sys.exit(77)
+
+
 try:
     import torch
     import torch.nn as nn
 except Exception as exc:  # noqa: BLE001 - any import failure means "no usable torch"
-    print("SKIPPED: torch is not importable here (%s)" % exc)
-    sys.exit(77)
+    missing("torch", exc)
+
+# torchvision is needed only for the resnet34 round trip: without it the rest still runs and that
+# part is skipped with a note, unless RELATE_REQUIRE_ALL=1, which makes it a failure here.
+try:
+    import torchvision
+    TORCHVISION_MISSING = None
+except Exception as exc:  # noqa: BLE001
+    if REQUIRE_ALL:
+        missing("torchvision", exc)
+    torchvision = None
+    TORCHVISION_MISSING = exc
 
 FAILED = []
 
@@ -124,10 +152,9 @@ def relate_to_torch(work, writer, golden_backbones):
     sgd.step()
 
     # resnet34: a bare state dict into torchvision's resnet34 (non-strict: it has an fc layer).
-    try:
-        import torchvision
-    except ImportError:
-        print("note: torchvision is not importable; the resnet34 round trip is skipped")
+    if torchvision is None:
+        print("SKIPPED (part): torchvision is not importable by %s (%s); the resnet34 round trip is left out. "
+              "Install: %s (RELATE_REQUIRE_ALL=1 makes this a failure)" % (sys.executable, TORCHVISION_MISSING, INSTALL))
         return
     r34 = torchvision.models.resnet34()
     sd34 = torch.load(os.path.join(work, "relate_resnet34.pt"), weights_only=True)

@@ -53,6 +53,14 @@ void relate_test_open_golden(relate_safetensors *st, const char *file);
 /* Deterministic fill in [-1, 1) for test inputs. */
 void relate_test_fill(float *x, size_t n, uint64_t seed);
 
+/* A part of a test that cannot run because a dependency is missing (a dataset, a package):
+ * prints "SKIP what: why (install: how)" and, when the environment has RELATE_REQUIRE_ALL=1 (CI
+ * sets it, so that a machine without the dependency cannot pass by skipping), counts a failure
+ * instead. Returns 1 when it was a failure. */
+int relate_test_skip(const char *what, const char *why, const char *how);
+/* True when RELATE_REQUIRE_ALL=1: every dependency must be present and nothing may be skipped. */
+int relate_test_require_all(void);
+
 /* Prints the closing line and returns the process exit status. */
 int relate_test_finish(void);
 

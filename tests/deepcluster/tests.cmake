@@ -1,7 +1,8 @@
 relate_add_test(test_deepcluster ${CMAKE_CURRENT_LIST_DIR}/test_deepcluster.c)
 
 # End to end on real Fashion-MNIST (Debian's dataset-fashion-mnist): pretraining, resume, linear
-# evaluation and test. Exact accuracies are asserted in the optimised build only. Not registered
+# evaluation and test; the learning check against randomweights in every build type, the regression
+# checks of recorded accuracies in the optimised build only. Not registered
 # under the sanitizers: every epoch extracts and clusters all 60,000 images, which ASan's allocator
 # makes about 20x slower. OMP_WAIT_POLICY=passive changes no result; it keeps the OpenMP team from
 # spinning against the loader threads and other processes on a busy 2-core machine (measured: one

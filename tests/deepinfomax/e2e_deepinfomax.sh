@@ -3,6 +3,9 @@
 # (2 short epochs, the spec 1.5 console line, the log, checkpoints with the spec 1.4 keys), resume from the
 # epoch-1 checkpoint (bit-identical to the straight run), linear evaluation and test (same accuracy), compared
 # with randomweights under the same evaluation.
+# Learning check (every build type): deepinfomax beats randomweights, measured here under the same linear
+# evaluation, by a stated margin. Regression checks (RELATE_E2E_EXACT=1, Release only): figures recorded
+# from relate's own runs.
 set -euo pipefail
 RELATE=$(realpath "$1")
 WORK=$(mktemp -d)
@@ -10,6 +13,31 @@ trap 'rm -rf "$WORK"' EXIT
 cd "$WORK"
 fail() { echo "FAIL: $*"; exit 1; }
 field() { sed -n "s/^$1 \(.*\)%\$/\1/p" "$2" | tail -1; }
+# Learning check (every build type, independent of any recorded figure): a method's accuracy under
+# this script's linear evaluation must beat randomweights, measured here under the same evaluation
+# (same flags, seed and thread count), by at least LEARN_MARGIN accuracy points. In these short
+# settings the methods reach ~39-53 % and random weights ~17 %. Part of that margin is batch norm:
+# randomweights keeps the initial running statistics (mean 0, variance 1), and a run whose forward
+# passes only update them, its weights never changing, also clears it (measured: deepinfomax with
+# its optimizer step removed, 42.58 %). So the epoch losses must fall too (loss_falls).
+LEARN_MARGIN=10
+beats_random() {
+  local name=$1 acc=$2 rw=$3 margin
+  [ -n "$acc" ] && [ -n "$rw" ] || fail "learning check: $name: missing accuracy ('$acc' vs randomweights '$rw')"
+  margin=$(awk -v a="$acc" -v r="$rw" 'BEGIN { printf "%.2f", a - r }')
+  echo "learning check: $name $acc% vs randomweights $rw% under the same linear evaluation: margin $margin points (required >= $LEARN_MARGIN)"
+  awk -v a="$acc" -v r="$rw" -v m="$LEARN_MARGIN" 'BEGIN { exit !(a - r >= m) }' \
+    || fail "learning check: $name $acc% does not beat randomweights $rw% by $LEARN_MARGIN points (margin $margin)"
+}
+# Training check: the mean pretraining loss of epoch 1 is below that of epoch 0 (file: the console).
+loss_falls() {
+  local name=$1 file=$2 l0 l1
+  l0=$(sed -n 's/^Epoch \[0\]\[[0-9:]*\] loss: \([0-9.e+-]*\).*/\1/p' "$file")
+  l1=$(sed -n 's/^Epoch \[1\]\[[0-9:]*\] loss: \([0-9.e+-]*\).*/\1/p' "$file")
+  [ -n "$l0" ] && [ -n "$l1" ] || fail "training check: $name: no epoch 0 / 1 loss in $file"
+  echo "training check: $name pretraining loss epoch 0 $l0 -> epoch 1 $l1 (change $(awk -v a="$l0" -v b="$l1" 'BEGIN { printf "%+.2f", 100 * (b - a) / a }') %; must fall)"
+  awk -v a="$l0" -v b="$l1" 'BEGIN { exit !(b < a) }' || fail "training check: $name's pretraining loss did not fall ($l0 -> $l1)"
+}
 
 COMMON=(--dataset=fashionmnist --backbone=conv4 --seed=1 --num_workers=2)
 PRE=(--method=deepinfomax --data_size=32 --epochs=2 --limit_train_batches=12)
@@ -62,21 +90,25 @@ ACC_LIN=$(field "Test accuracy:" lin.txt)
 cat test.txt
 [ "$(field "Test accuracy:" test.txt)" = "$ACC_LIN" ] || fail "stage 3 accuracy differs from stage 2 ($ACC_LIN)"
 
-# Lower bound: random weights under the same evaluation scores 17.0 % (asserted by e2e_relationnet.sh,
-# same seed, flags and thread count); RELATE_E2E_FULL=1 runs it here too (another ~30 s).
-ACC_RW=17.0
-if [ "${RELATE_E2E_FULL:-0}" = 1 ]; then
-  "$RELATE" train_unsupervised "${COMMON[@]}" --method=randomweights > rw.txt
-  R=checkpoint/randomweights/fashionmnist/randomweights_fashionmnist_conv4_seed_1.tar
-  "$RELATE" lineval "${COMMON[@]}" --method=randomweights "${LIN[@]}" --checkpoint=$R > rwlin.txt
-  ACC_RW=$(field "Test accuracy:" rwlin.txt)
-fi
+# Lower bound: random weights, measured here under the same evaluation (same flags, seed, threads).
+"$RELATE" train_unsupervised "${COMMON[@]}" --method=randomweights > rw.txt
+R=checkpoint/randomweights/fashionmnist/randomweights_fashionmnist_conv4_seed_1.tar
+[ -f $R ] || fail "randomweights checkpoint missing"
+"$RELATE" lineval "${COMMON[@]}" --method=randomweights "${LIN[@]}" --checkpoint=$R > rwlin.txt
+ACC_RW=$(field "Test accuracy:" rwlin.txt)
+[ -n "$ACC_RW" ] || fail "randomweights printed no accuracy"
 
 echo "accuracies: deepinfomax $ACC_LIN, randomweights $ACC_RW (epoch-0 loss $LOSS0)"
+loss_falls deepinfomax pre.txt
+beats_random deepinfomax "$ACC_LIN" "$ACC_RW"
 if [ "${RELATE_E2E_EXACT:-0}" = 1 ]; then
-  # Deterministic for a seed and thread count (OMP_NUM_THREADS=2, set by ctest).
-  [ "$ACC_LIN" = "39.9" ] || fail "deepinfomax linear-evaluation accuracy $ACC_LIN, expected 39.9"
-  [ "$ACC_RW" = "17.0" ] || fail "randomweights accuracy $ACC_RW, expected 17.0"
-  awk -v a="$ACC_LIN" -v r="$ACC_RW" 'BEGIN { exit !(a > r) }' || fail "deepinfomax $ACC_LIN does not beat random weights $ACC_RW"
+  # Regression checks: figures recorded from relate's own runs, deterministic for a seed, a thread
+  # count (OMP_NUM_THREADS=2, set by ctest) and the machine's BLAS/oneDNN kernels. Not evidence of
+  # learning on their own (the learning check above is).
+  # The figures depend on the kernels oneDNN and OpenBLAS dispatch for the CPU: recorded on an
+  # AVX-512 machine (the first) and an AVX2-only one (the second), both 2 cores.
+  if grep -qw avx512f /proc/cpuinfo; then REC=39.9; else REC=39.91; fi
+  [ "$ACC_LIN" = "$REC" ] || fail "regression check: deepinfomax linear-evaluation accuracy $ACC_LIN, recorded $REC"
+  [ "$ACC_RW" = "17.0" ] || fail "regression check: randomweights accuracy $ACC_RW, recorded 17.0"
 fi
 echo "e2e_deepinfomax: all checks passed"

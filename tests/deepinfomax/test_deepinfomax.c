@@ -1,7 +1,8 @@
 /* test_deepinfomax.c: the deepinfomax method (spec 3.4) against PyTorch goldens of the reference's loss
  * (tools/golden_deepinfomax.py) with the fused local term and with the literal one; the initial loss of
- * spec 6.5 through relate_method_step; the two paths side by side on a full step; the prior samples'
- * keying; the checkpoint's keys, shapes and round trip; the parameter count; error paths. */
+ * spec 6.5 through relate_method_step; the two paths side by side on a full step; the prior samples
+ * element by element against an independent replay of their stream, and the step's use of exactly
+ * those samples; the checkpoint's keys, shapes and round trip; the parameter count; error paths. */
 #define _POSIX_C_SOURCE 200809L
 #include <math.h>
 #include <stdio.h>
@@ -29,6 +30,25 @@ static void param_fill(float *out, int64_t numel, uint32_t tag, int64_t fan_in)
         x ^= x >> 15;
         const int32_t q = (int32_t)(x >> 8) - (1 << 23);
         out[i] = (float)q * scale;
+    }
+}
+
+/* ------------------------------------------------------------------ the prior samples' replay
+ * An independent transcription of relate_deepinfomax_prior_samples (src/methods/deepinfomax.c,
+ * src/base/rng.c) on the bare Philox4x32-10 block function (pinned by test_base's known-answer
+ * vectors): batch `batch` of epoch `epoch` draws u ~ U[0, 1) from the stream of counters
+ * (0, epoch, batch, METHOD), (1, epoch, batch, METHOD), ... under key (low, high 32 bits of seed),
+ * METHOD = 4 (unshifted), the blocks' four words in order, each word's top 24 bits / 2^24. */
+static void replay_prior(float *u, uint64_t seed, int epoch, int64_t batch, int64_t count)
+{
+    const uint32_t key[2] = {(uint32_t)(seed & 0xffffffffu), (uint32_t)(seed >> 32)};
+    uint32_t ctr[4] = {0, (uint32_t)epoch, (uint32_t)batch, 4u}, words[4];
+    for (int64_t i = 0; i < count; i++) {
+        if (i % 4 == 0) {
+            ctr[0] = (uint32_t)(i / 4);
+            relate_philox4x32(words, ctr, key);
+        }
+        u[i] = (float)(words[i % 4] >> 8) * (1.0f / 16777216.0f);
     }
 }
 
@@ -211,6 +231,32 @@ static void check_structure(void)
     for (int i = 0; i < 256; i++)
         range &= a[i] >= 0.0f && a[i] < 1.0f, mean += a[i] / 256.0;
     CHECK(same && differ && range && fabs(mean - 0.5) < 0.1);
+    /* ... and exactly the replayed stream, element by element. The first four of (1, 3, 7) were
+     * computed by a Python Philox4x32-10 written from Salmon et al. (checked against Random123's
+     * known answers), so the replay cannot drift along with the library. */
+    static const float pinned[4] = {0.18057042360305786f, 0.7582881450653076f, 0.3715314269065857f,
+                                    0.845676064491272f};
+    float want[256];
+    replay_prior(want, 1, 3, 7, 256);
+    CHECK_MSG(memcmp(want, pinned, sizeof pinned) == 0, "the replay itself changed: %.9g %.9g", want[0], want[1]);
+    static const struct { uint64_t seed; int epoch; int64_t batch, count; } keys[] = {
+        {1, 3, 7, 256}, {1, 0, 0, 37}, {0, 0, 0, 256}, {2, 3, 7, 256}, {1, 4, 7, 256},
+        {0x100000001ULL, 3, 7, 256}, {0xfedcba9876543210ULL, 199, 468, 256}, {7, 65537, 100000, 3}};
+    for (size_t k = 0; k < sizeof keys / sizeof *keys; k++) {
+        float got[256];
+        memset(got, 0, sizeof got);
+        relate_deepinfomax_prior_samples(got, keys[k].seed, keys[k].epoch, keys[k].batch, keys[k].count);
+        replay_prior(want, keys[k].seed, keys[k].epoch, keys[k].batch, keys[k].count);
+        int64_t first_bad = -1;
+        for (int64_t i = 0; i < keys[k].count && first_bad < 0; i++)
+            if (got[i] != want[i])
+                first_bad = i;
+        CHECK_MSG(first_bad < 0, "prior samples (seed %llu, epoch %d, batch %lld): element %lld is %.9g, the replay %.9g",
+                  (unsigned long long)keys[k].seed, keys[k].epoch, (long long)keys[k].batch, (long long)first_bad,
+                  first_bad < 0 ? 0.0 : got[first_bad], first_bad < 0 ? 0.0 : want[first_bad]);
+        if (keys[k].count < 256)
+            CHECK_MSG(got[keys[k].count] == 0.0f, "more than %lld samples written", (long long)keys[k].count);
+    }
 
     /* One step, then the checkpoint: keys of spec 1.4, shapes, a strict reload. */
     const int B = 6, S = 32;
@@ -294,6 +340,69 @@ static void check_structure(void)
     relate_method_free(m);
 }
 
+/* A training step draws its prior samples from (cfg.seed, the epoch of the last epoch_begin, the batch
+ * number): its loss equals the loss of the same network on the same images with the replayed samples
+ * of that key, and differs from the loss with the samples of a neighbouring key (so the comparison
+ * can see a wrong key). */
+static void check_step_prior_key(void)
+{
+    const uint64_t seed = 0x300000005ULL;
+    const int epoch = 3, B = 4, S = 32;
+    const int64_t number = 6;
+    relate_method_config cfg = relate_method_defaults();
+    cfg.method = "deepinfomax";
+    cfg.seed = seed;
+    relate_method *m = NULL, *twin = NULL;
+    relate_error err = {0};
+    CHECK_MSG(relate_method_create(&m, &cfg, &err) == RELATE_OK && relate_method_create(&twin, &cfg, &err) == RELATE_OK,
+              "%s", err.msg);
+    if (!m || !twin) {
+        relate_method_free(m);
+        relate_method_free(twin);
+        return;
+    }
+    const int d = m->backbone.feature_size;
+    float *images = malloc((size_t)B * 3 * S * S * sizeof *images);
+    float *u = malloc((size_t)B * d * sizeof *u);
+    relate_test_fill(images, (size_t)B * 3 * S * S, 23);
+    relate_epoch_context ctx = {.epoch = epoch, .batch_size = B};
+    CHECK(relate_method_epoch_begin(m, &ctx, &err) == RELATE_OK);
+    relate_batch batch = {.number = number, .size = B, .views = 1, .side = S, .images = images};
+    relate_graph *g = relate_graph_create();
+    relate_step_result r;
+    CHECK_MSG(relate_method_step(m, g, &batch, &r, &err) == RELATE_OK, "%s", err.msg);
+
+    /* The twin (same seed, so the same initial weights) computes the loss with chosen samples. */
+    struct { int epoch; int64_t number; uint64_t seed; const char *what; } variants[] = {
+        {epoch, number, seed, "the step's key"},
+        {epoch, number + 1, seed, "the next batch's key"},
+        {epoch + 1, number, seed, "the next epoch's key"},
+        {epoch, number, seed + 1, "another seed's key"},
+    };
+    for (int v = 0; v < 4; v++) {
+        replay_prior(u, variants[v].seed, variants[v].epoch, variants[v].number, (int64_t)B * d);
+        relate_graph_reset(g);
+        relate_tensor *x = relate_tensor_wrap(g, 4, (int64_t[]){B, 3, S, S}, images);
+        relate_tensor *M = NULL;
+        relate_tensor *y = relate_backbone_forward_ex(g, &twin->backbone, x, true, &M);
+        relate_tensor *loss = relate_deepinfomax_loss(g, twin, y, M, u, NULL, NULL);
+        CHECK_MSG(loss != NULL, "%s", relate_graph_error(g)->msg);
+        if (!loss)
+            break;
+        if (v == 0)
+            CHECK_MSG((double)loss->data[0] == r.loss, "the step's loss %.9g is not the loss %.9g with the prior samples "
+                      "of (seed, epoch %d, batch %lld)", r.loss, (double)loss->data[0], epoch, (long long)number);
+        else
+            CHECK_MSG((double)loss->data[0] != r.loss, "the step's loss %.9g is also the loss with %s: the comparison "
+                      "cannot tell the keys apart", r.loss, variants[v].what);
+    }
+    relate_graph_destroy(g);
+    free(u);
+    free(images);
+    relate_method_free(m);
+    relate_method_free(twin);
+}
+
 /* The small ResNets (M = 16 channels) and resnet34 (M = 64 channels at S/2, d = 512) fit too. */
 static void check_other_backbones(void)
 {
@@ -332,6 +441,7 @@ int main(void)
     double initial = 0;
     check_initial_step(&initial);
     check_structure();
+    check_step_prior_key();
     check_other_backbones();
     return relate_test_finish();
 }

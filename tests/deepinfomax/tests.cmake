@@ -1,5 +1,6 @@
 # Deep InfoMax (spec 3.4): kernels and graph ops, the method against PyTorch goldens, and the three
-# stages end to end on real Fashion-MNIST (exact accuracies only in the optimised build, as tests/e2e).
+# stages end to end on real Fashion-MNIST (the learning check against randomweights in every build type;
+# the regression checks of recorded accuracies only in the optimised build, as tests/e2e).
 relate_add_test(test_infomax_ops ${CMAKE_CURRENT_LIST_DIR}/test_infomax_ops.c)
 relate_add_test(test_deepinfomax ${CMAKE_CURRENT_LIST_DIR}/test_deepinfomax.c)
 if(CMAKE_BUILD_TYPE STREQUAL "Release" AND NOT RELATE_SANITIZE)

@@ -1,6 +1,7 @@
 /* test_loader.c: the loader's contract: batch counts (drop_last, limit), the view-major layout,
- * per-epoch shuffles that are permutations, labels, and bit-identical batches for any number of
- * worker threads.
+ * per-epoch orders equal to an independent replay of the shuffle's draws (Fisher-Yates on the
+ * seed's SHUFFLE stream), each view's augmentation stream keyed by (seed, epoch, image, view),
+ * labels, and bit-identical batches for any number of worker threads.
  * Not a test of the augmentations: a stand-in sample function records what it was asked for. */
 #include <stdlib.h>
 #include <string.h>
@@ -10,6 +11,7 @@
 
 #define N 103
 #define S 4
+#define SEED 42
 
 /* Writes (index, view, first random draw, first pixel) into the first four floats. */
 static void probe(void *user, const relate_image *img, int64_t index, int view, relate_rng *rng, float *out,
@@ -21,6 +23,69 @@ static void probe(void *user, const relate_image *img, int64_t index, int view, 
     out[1] = (float)view;
     out[2] = relate_rng_uniform(rng);
     out[3] = img->pixels[0];
+}
+
+/* ------------------------------------------------------------------ the replay
+ * An independent transcription of the draws (src/data/loader.c relate_shuffle_order, src/base/rng.c),
+ * built on the bare Philox4x32-10 block function (pinned by test_base's known-answer vectors):
+ * the stream of (seed, a, b, c) is the blocks of counter (0, a, b, c), (1, a, b, c), ... under
+ * key (low, high 32 bits of seed), their four words in order. The shuffle stream is
+ * (seed, epoch, 0, SHUFFLE << 24); a view's augmentation stream is
+ * (seed, epoch, image, AUGMENT << 24 | view). Not relate_rng: a change of keying, word order,
+ * bounded-draw method or shuffle algorithm in the library makes the two disagree. */
+typedef struct replay_stream {
+    uint32_t key[2], ctr[4], words[4];
+    int used;
+} replay_stream;
+
+static replay_stream replay_open(uint64_t seed, uint32_t a, uint32_t b, uint32_t c)
+{
+    replay_stream s = {.key = {(uint32_t)(seed & 0xffffffffu), (uint32_t)(seed >> 32)}, .ctr = {0, a, b, c}, .used = 4};
+    return s;
+}
+
+static uint32_t replay_word(replay_stream *s)
+{
+    if (s->used == 4) {
+        relate_philox4x32(s->words, s->ctr, s->key);
+        s->ctr[0] += 1;
+        s->used = 0;
+    }
+    return s->words[s->used++];
+}
+
+/* Uniform in [0, bound): the high half of word * bound, redrawn while the low half falls in the
+ * 2^32 mod bound values that would bias it (Lemire). */
+static uint32_t replay_below(replay_stream *s, uint32_t bound)
+{
+    const uint32_t biased = (uint32_t)((0x100000000ULL - bound) % bound);
+    for (;;) {
+        uint64_t product = (uint64_t)replay_word(s) * bound;
+        if ((uint32_t)product >= biased)
+            return (uint32_t)(product >> 32);
+    }
+}
+
+/* The order of epoch `epoch`: the identity, then for i = n-1 down to 1 swap i with j uniform in
+ * [0, i] (Fisher-Yates; Sattolo's j in [0, i) would give other orders). */
+static void replay_order(int64_t *order, int64_t n, uint64_t seed, int epoch)
+{
+    replay_stream s = replay_open(seed, (uint32_t)epoch, 0, 2u << 24);
+    for (int64_t i = 0; i < n; i++)
+        order[i] = i;
+    for (int64_t i = n - 1; i >= 1; i--) {
+        int64_t j = replay_below(&s, (uint32_t)(i + 1));
+        int64_t t = order[j];
+        order[j] = order[i];
+        order[i] = t;
+    }
+}
+
+/* The probe's first draw for (seed, epoch, image, view): 24 bits of the stream's first word. */
+static float replay_first_uniform(uint64_t seed, int epoch, int64_t image, int view)
+{
+    replay_stream s = replay_open(seed, (uint32_t)epoch, (uint32_t)image, (3u << 24) | (uint32_t)view);
+    return (float)(replay_word(&s) >> 8) / 16777216.0f;
 }
 
 static relate_split split;
@@ -50,7 +115,7 @@ static relate_loader *make(int views, int batch, bool shuffle, bool drop_last, i
     c.shuffle = shuffle;
     c.drop_last = drop_last;
     c.threads = threads;
-    c.seed = 42;
+    c.seed = SEED;
     c.sample = probe;
     c.limit_batches = limit;
     relate_loader *l = NULL;
@@ -73,12 +138,16 @@ static size_t run_epoch(relate_loader *l, int epoch, float *images, int64_t *ind
         memcpy(indices + ni, b.indices, (size_t)b.size * sizeof(int64_t));
         for (int i = 0; i < b.size; i++)
             CHECK(b.labels[i] == split.labels[b.indices[i]]);
-        /* View-major: row k*B + i is view k of image i. */
+        /* View-major: row k*B + i is view k of image i, drawn from that (epoch, image, view)'s stream. */
+        int wrong_stream = 0;
         for (int k = 0; k < b.views; k++)
             for (int i = 0; i < b.size; i++) {
                 const float *row = b.images + ((size_t)k * b.size + i) * 3 * S * S;
                 CHECK(row[0] == (float)b.indices[i] && row[1] == (float)k);
+                wrong_stream += row[2] != replay_first_uniform(SEED, epoch, b.indices[i], k);
             }
+        CHECK_MSG(wrong_stream == 0, "epoch %d batch %lld: %d views not drawn from (seed, epoch, image, view)'s stream",
+                  epoch, (long long)b.number, wrong_stream);
         nf += floats;
         ni += (size_t)b.size;
     }
@@ -113,7 +182,10 @@ static void check_order_and_threads(void)
 
     relate_loader *l = make(views, batch, true, false, 0, 0);
     CHECK(run_epoch(l, 0, ref, ref_idx) == N);
-    /* A permutation of all indices. */
+    /* Exactly the replayed order (which is a permutation of all indices). */
+    int64_t want_idx[N];
+    replay_order(want_idx, N, SEED, 0);
+    CHECK_MSG(memcmp(ref_idx, want_idx, sizeof want_idx) == 0, "epoch 0: the loader's order is not the replayed shuffle");
     int seen[N] = {0};
     for (int i = 0; i < N; i++)
         seen[ref_idx[i]]++;
@@ -121,9 +193,11 @@ static void check_order_and_threads(void)
     for (int i = 0; i < N; i++)
         perm &= seen[i] == 1;
     CHECK(perm);
-    /* The next epoch has another order and other augmentation draws. */
+    /* The next epoch has another order (the replayed one) and other augmentation draws. */
     run_epoch(l, 1, got, got_idx);
     CHECK(memcmp(ref_idx, got_idx, sizeof ref_idx) != 0);
+    replay_order(want_idx, N, SEED, 1);
+    CHECK_MSG(memcmp(got_idx, want_idx, sizeof want_idx) == 0, "epoch 1: the loader's order is not the replayed shuffle");
     /* Restarting epoch 0 reproduces it exactly. */
     run_epoch(l, 0, got, got_idx);
     CHECK(memcmp(ref, got, floats * sizeof(float)) == 0 && memcmp(ref_idx, got_idx, sizeof ref_idx) == 0);
@@ -155,9 +229,48 @@ static void check_order_and_threads(void)
     free(got);
 }
 
+/* relate_shuffle_order itself, against the replay, for other seeds (one with high key bits), epochs
+ * and sizes; and the replay against orders written down from it, so that the replay cannot drift
+ * along with the library unnoticed. */
+static void check_shuffle_replay(void)
+{
+    static const uint64_t seeds[] = {0, 1, 42, 0x100000007ULL, 0xfedcba9876543210ULL};
+    static const int epochs[] = {0, 1, 2, 199, 65537};
+    static const int64_t sizes[] = {1, 2, 3, 10, 103, 1000, 60000};
+    int64_t *got = malloc(sizeof(int64_t) * 60000), *want = malloc(sizeof(int64_t) * 60000);
+    int bad = 0, cases = 0, fixed_points = 0;
+    for (size_t a = 0; a < sizeof seeds / sizeof *seeds; a++)
+        for (size_t e = 0; e < sizeof epochs / sizeof *epochs; e++)
+            for (size_t z = 0; z < sizeof sizes / sizeof *sizes; z++) {
+                const int64_t n = sizes[z];
+                relate_shuffle_order(got, n, seeds[a], epochs[e]);
+                replay_order(want, n, seeds[a], epochs[e]);
+                cases++;
+                if (memcmp(got, want, sizeof(int64_t) * (size_t)n) != 0 && bad++ < 3)
+                    fprintf(stderr, "seed %llu epoch %d n %lld: the order differs from the replay (first: %lld vs %lld)\n",
+                            (unsigned long long)seeds[a], epochs[e], (long long)n, (long long)got[0], (long long)want[0]);
+                for (int64_t i = 0; n >= 2 && i < n; i++)
+                    fixed_points += got[i] == i;
+            }
+    CHECK_MSG(bad == 0, "%d of %d shuffles differ from the replayed Fisher-Yates", bad, cases);
+    /* A uniform shuffle leaves about one fixed point per order (Sattolo's leaves none). */
+    CHECK_MSG(fixed_points > 0, "no shuffle left any element in place: not a uniform shuffle");
+    /* Pinned values (seed 42, epoch 0; n 10, and the first twelve of n 103), computed by a Python
+     * Philox4x32-10 written from Salmon et al. and checked against Random123's known answers. */
+    static const int64_t pin10[10] = {4, 6, 7, 0, 8, 2, 3, 9, 1, 5},
+                         pin103[12] = {71, 22, 85, 90, 46, 53, 62, 78, 30, 2, 14, 69};
+    replay_order(want, 10, 42, 0);
+    CHECK_MSG(memcmp(want, pin10, sizeof pin10) == 0, "the replay itself changed");
+    replay_order(want, 103, 42, 0);
+    CHECK_MSG(memcmp(want, pin103, sizeof pin103) == 0, "the replay itself changed");
+    free(got);
+    free(want);
+}
+
 int main(void)
 {
     setup();
+    check_shuffle_replay();
     check_counts();
     check_order_and_threads();
     free(split.pixels);
