@@ -60,6 +60,8 @@ typedef struct relate_dataset_info {
     int crop_padding;       /* RandomCrop padding P of T3 */
     float cutout;           /* RandomErasing area fraction of T4; <= 0: undefined (spec A15) */
     relate_split_kind unsupervised_split; /* the split stage 1 trains on (STL-10: unlabeled) */
+    char note[256];         /* one line the stages print when non-empty, e.g. that the files hold a
+                             * subset of the archive ("CIFAR-10 subset: 10,000 of 50,000 ...") */
 } relate_dataset_info;
 
 typedef struct relate_dataset {

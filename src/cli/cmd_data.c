@@ -198,6 +198,8 @@ int relate_cmd_data(int argc, char **argv)
     static const char *const split_names[RELATE_SPLIT_COUNT] = {"train", "test", "unlabeled"};
     printf("dataset          %s\n", in->name);
     printf("data root        %s\n", root);
+    if (*in->note)
+        printf("note             %s\n", in->note);
     printf("image size       %d x %d\n", in->image_size, in->image_size);
     printf("normalise mean   %.4f %.4f %.4f\n", in->mean[0], in->mean[1], in->mean[2]);
     printf("normalise std    %.4f %.4f %.4f\n", in->std[0], in->std[1], in->std[2]);

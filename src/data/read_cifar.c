@@ -76,24 +76,21 @@ typedef struct cifar_kind {
     const char *label_key;
 } cifar_kind;
 
-static relate_status append_binary(relate_split *sp, const char *path, const cifar_kind *k, int64_t canonical,
-                                   const relate_data_opts *o, relate_error *err)
+/* Appends a binary batch file: any positive whole number of records (a subset, as torchvision
+ * reads it); a size that is not one is a truncated or foreign file. */
+static relate_status append_binary(relate_split *sp, const char *path, const cifar_kind *k, relate_error *err)
 {
     int64_t size = relate_file_size(path);
     if (size < 0)
         return relate_error_set(err, RELATE_ERR_IO, "%s is missing: the %s binary archive is incomplete; extract it "
                                 "again (or run `relate download %s`)", path, k->title, k->download);
-    if (o->allow_partial ? (size == 0 || size % k->record) : size != canonical * k->record) {
-        char want[96];
-        if (o->allow_partial)
-            snprintf(want, sizeof want, "a whole number of %d-byte records", k->record);
-        else
-            snprintf(want, sizeof want, "%lld records of %d bytes = %lld bytes", (long long)canonical, k->record,
-                     (long long)canonical * k->record);
+    if (size == 0 || size % k->record) {
         return relate_error_set(err, RELATE_ERR_FORMAT,
-                                "%s: %lld bytes, but this %s file must hold %s; it is truncated or not from the binary "
-                                "archive: extract it again (or run `relate download %s`)",
-                                path, (long long)size, k->title, want, k->download);
+                                "%s: %lld bytes, but a %s batch file holds a whole number of %d-byte records (%lld "
+                                "and %lld bytes over); it is truncated or not from the binary archive: extract it "
+                                "again (or run `relate download %s`)",
+                                path, (long long)size, k->title, k->record, (long long)(size / k->record),
+                                (long long)(size % k->record), k->download);
     }
     int64_t n = size / k->record, base = sp->count;
     uint8_t *buf;
@@ -130,8 +127,8 @@ static void prefix_error(relate_error *err, const char *path)
     relate_error_set(err, inner.code, "%s: %s", path, inner.msg);
 }
 
-static relate_status append_pickle(relate_split *sp, const char *path, const cifar_kind *k, int64_t canonical,
-                                   const relate_data_opts *o, relate_error *err)
+/* Appends a python-layout batch: any positive number of rows, as many labels as rows. */
+static relate_status append_pickle(relate_split *sp, const char *path, const cifar_kind *k, relate_error *err)
 {
     uint8_t *buf;
     size_t size;
@@ -160,12 +157,12 @@ static relate_status append_pickle(relate_split *sp, const char *path, const cif
         goto done;
     }
     if (a.kind != 'u' || a.itemsize != 1 || a.ndim != 2 || a.shape[1] != CIFAR_PIXELS || a.fortran_order ||
-        (o->allow_partial ? a.shape[0] < 1 : a.shape[0] != canonical)) {
+        a.shape[0] < 1) {
         s = relate_error_set(err, RELATE_ERR_FORMAT,
-                             "%s: 'data' is a %c%d array of %d dims (%lld x %lld), not %lld x 3072 uint8 as in the %s "
-                             "archive; extract it again (or run `relate download %s`)",
+                             "%s: 'data' is a %c%d array of %d dims (%lld x %lld), not N x 3072 uint8 (N >= 1) as in "
+                             "the %s archive; extract it again (or run `relate download %s`)",
                              path, a.kind, a.itemsize, a.ndim, (long long)a.shape[0], (long long)(a.ndim > 1 ? a.shape[1] : 0),
-                             (long long)canonical, k->title, k->download);
+                             k->title, k->download);
         goto done;
     }
     int64_t n = a.shape[0], base = sp->count;
@@ -251,6 +248,7 @@ static relate_status names_from_pickle(relate_dataset_info *info, const char *pa
 relate_status relate_read_cifar(relate_dataset *ds, const char *name, const char *root, const relate_data_opts *o,
                                 relate_error *err)
 {
+    (void)o; /* CIFAR files may always hold a subset (see readers.h) */
     bool ten = strcmp(name, "cifar10") == 0, coarse = strcmp(name, "supercifar100") == 0;
     cifar_kind k;
     if (ten)
@@ -284,20 +282,24 @@ relate_status relate_read_cifar(relate_dataset *ds, const char *name, const char
                                        "data_batch_5", NULL};
     static const char *const bin100[] = {"train.bin", NULL}, *const py100[] = {"train", NULL};
     const char *const *files = ten ? (binary ? bin10 : py10) : (binary ? bin100 : py100);
-    int64_t per_file = ten ? 10000 : 50000;
     for (int f = 0; files[f]; f++) {
         if ((s = relate_path_fmt(path, sizeof path, err, "%s/%s/%s", root, dir, files[f])))
             return s;
-        s = binary ? append_binary(train, path, &k, per_file, o, err) : append_pickle(train, path, &k, per_file, o, err);
+        s = binary ? append_binary(train, path, &k, err) : append_pickle(train, path, &k, err);
         if (s)
             return s;
     }
     const char *test_file = binary ? (ten ? "test_batch.bin" : "test.bin") : (ten ? "test_batch" : "test");
     if ((s = relate_path_fmt(path, sizeof path, err, "%s/%s/%s", root, dir, test_file)))
         return s;
-    s = binary ? append_binary(test, path, &k, 10000, o, err) : append_pickle(test, path, &k, 10000, o, err);
+    s = binary ? append_binary(test, path, &k, err) : append_pickle(test, path, &k, err);
     if (s)
         return s;
+    if (train->count != 50000 || test->count != 10000)
+        snprintf(ds->info.note, sizeof ds->info.note,
+                 "%s subset: %lld of 50000 training images and %lld of 10000 test images (the files in %.60s/%s "
+                 "hold fewer records than the archive's)",
+                 k.title, (long long)train->count, (long long)test->count, root, dir);
 
     const char *const *std_names = ten ? k_cifar10_names : coarse ? k_cifar100_coarse : k_cifar100_fine;
     if (binary) {

@@ -2,11 +2,12 @@
  * they share, and the options tests use to feed them small files.
  * Not public API: the CLI and the training stages go through relate/data.h only.
  *
- * Record counts: relate_dataset_open insists on the canonical sizes of every archive (a CIFAR-10
- * batch is exactly 10,000 records = 30,730,000 bytes, STL-10's train_X.bin 5,000 images, ...),
- * because a download cut at a record boundary would otherwise pass unnoticed. Tests open the
- * same readers with allow_partial, under which a file may hold any positive whole number of
- * records (the count is its size divided by the record size; STL-10: the label file's size).
+ * Record counts: a CIFAR batch file may hold any positive whole number of records, as torchvision
+ * reads it: users make subsets by cutting the files. The reader then puts a line in info.note
+ * ("CIFAR-10 subset: 10,000 of 50,000 training images ..."), which the stages print, so a
+ * download cut at a record boundary does not pass unnoticed either. STL-10 insists on its
+ * canonical sizes (5,000 train images, ...). Tests open the readers with allow_partial, under
+ * which STL-10 files too may hold any positive whole number of records (the label file's size).
  * IDX files (Fashion-MNIST, MNIST) declare their counts in their header and are checked against
  * it in both modes. */
 #ifndef RELATE_DATA_READERS_H

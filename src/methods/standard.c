@@ -64,7 +64,7 @@ static relate_status st_epoch_begin(relate_method *m, const relate_epoch_context
     const bool milestone = epoch == E / 2 || epoch == (3 * E) / 4;
     double base[2] = {0.1, 0.1};
     relate_groups_set_lr(sgd->groups, sgd->ngroups, base, relate_step_decay_factor(epoch, E));
-    if (milestone && epoch > 0 && out)
+    if (milestone && out) /* at epoch 0 too: with --epochs=1 both milestones are epoch 0 */
         for (int i = 0; i < sgd->ngroups; i++) {
             char lr[40];
             fprintf(out, "Group[%d] learning rate: %s\n", i, relate_pyfloat(lr, sizeof lr, sgd->groups[i].lr));

@@ -224,6 +224,8 @@ relate_status relate_lineval(relate_lineval_options *o, relate_error *err)
         return relate_error_set(err, RELATE_ERR_ARG, "--epochs and --data_size must be at least 1");
     if (relate_dataset_open(&ds, o->dataset, o->data_root, err) != RELATE_OK)
         return err->code;
+    if (*ds.info.note)
+        fprintf(out, "[INFO] %s\n", ds.info.note);
     const relate_split *train = relate_dataset_split(&ds, RELATE_SPLIT_TRAIN);
     const relate_split *test = relate_dataset_split(&ds, RELATE_SPLIT_TEST);
     if (!train || !train->present || !train->labels) {

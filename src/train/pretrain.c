@@ -160,6 +160,8 @@ relate_status relate_pretrain(const relate_pretrain_options *o, relate_error *er
     if (relate_dataset_open(&ds, o->dataset, o->data_root, err) != RELATE_OK)
         return err->code;
     ds_open = true;
+    if (*ds.info.note)
+        fprintf(out, "[INFO] %s\n", ds.info.note);
     relate_method_config mc = o->method;
     mc.epochs = o->epochs;
     mc.num_classes = ds.info.num_classes;

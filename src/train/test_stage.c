@@ -24,6 +24,8 @@ relate_status relate_test(relate_test_options *o, relate_error *err)
     relate_dataset ds;
     if (relate_dataset_open(&ds, o->dataset, o->data_root, err) != RELATE_OK)
         return err->code;
+    if (*ds.info.note)
+        fprintf(out, "[INFO] %s\n", ds.info.note);
     relate_status st;
     const relate_split *test = relate_dataset_split(&ds, RELATE_SPLIT_TEST);
     relate_backbone bb;

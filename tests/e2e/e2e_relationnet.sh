@@ -135,6 +135,10 @@ ACC_RW=$(field "Test accuracy:" rwlin.txt)
 "$RELATE" train_unsupervised "${COMMON[@]}" --method=standard --epochs=1 --limit_train_batches=30 > std.txt
 cat std.txt
 ACC_STD=$(field "Test accuracy:" std.txt)
+# With --epochs=1 both step decays fall on epoch 0; the reference prints each group's new rate
+# there too, in Python's repr (0.1 * 0.1).
+[ "$(grep -c '^Group\[[01]\] learning rate: 0.010000000000000002$' std.txt)" = 2 ] \
+  || fail "standard: the epoch-0 learning-rate lines are missing"
 S=checkpoint/standard/fashionmnist/standard_fashionmnist_conv4_seed_1_epoch_1.tar
 [ -f $S ] || fail "standard checkpoint"
 # The standard backbone under the same linear evaluation as the others (a few seconds).
