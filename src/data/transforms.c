@@ -541,7 +541,7 @@ static void copy_maybe_flipped(const relate_image *src, relate_image *dst, int f
 
 /* ColorJitter(0.8, 0.8, 0.8, 0.2): factors b, c, s, h first, then Python's random.shuffle of
  * the four operations (Fisher-Yates from the end), then the operations in that order. */
-static void color_jitter(relate_image *img, relate_rng *r)
+static void color_jitter(relate_image *img, relate_rng *r, relate_transform_trace *t)
 {
     double f[4];
     f[0] = uniform(r, 0.2, 1.8);
@@ -551,9 +551,14 @@ static void color_jitter(relate_image *img, relate_rng *r)
     int order[4] = {0, 1, 2, 3};
     for (int k = 3; k > 0; k--) {
         int m = (int)relate_rng_below(r, (uint32_t)k + 1);
-        int t = order[k];
+        int tmp = order[k];
         order[k] = order[m];
-        order[m] = t;
+        order[m] = tmp;
+    }
+    if (t) {
+        t->jittered = 1;
+        memcpy(t->jitter, f, sizeof f);
+        memcpy(t->jitter_order, order, sizeof order);
     }
     for (int k = 0; k < 4; k++) {
         switch (order[k]) {
@@ -568,23 +573,34 @@ static void color_jitter(relate_image *img, relate_rng *r)
 void relate_transform_apply(relate_pipeline p, const relate_dataset_info *info, const relate_image *img,
                             relate_rng *r, float *out, uint8_t *scratch)
 {
+    relate_transform_apply_traced(p, info, img, r, out, scratch, NULL);
+}
+
+void relate_transform_apply_traced(relate_pipeline p, const relate_dataset_info *info, const relate_image *img,
+                                   relate_rng *r, float *out, uint8_t *scratch, relate_transform_trace *t)
+{
     const int W = img->width, H = img->height, S = info->image_size;
     uint8_t *base = scratch + (SCRATCH_ALIGN - (uintptr_t)scratch % SCRATCH_ALIGN) % SCRATCH_ALIGN;
     const size_t ib = image_bytes(W, H, S);
     uint8_t *buf_a = base, *buf_b = base + ib, *rs = base + 2 * ib;
     relate_image a = {S, S, buf_a}, b = {S, S, buf_b};
     const relate_image *cur = img;
+    relate_transform_trace ignored;
+    if (!t)
+        t = &ignored;
+    memset(t, 0, sizeof *t);
 
     switch (p) {
     case RELATE_T1: {
         int i, j, h, w;
         relate_rrc_sample(r, W, H, &i, &j, &h, &w);
+        t->crop_i = i, t->crop_j = j, t->crop_h = h, t->crop_w = w;
         relate_resize_box(img, i, j, w, h, &a, rs);
-        if (relate_rng_uniform_f64(r) < 0.5)
+        if ((t->flipped = relate_rng_uniform_f64(r) < 0.5))
             relate_hflip(&a);
         if (relate_rng_uniform_f64(r) <= 0.8) /* RandomApply: skipped only when p < u */
-            color_jitter(&a, r);
-        if (relate_rng_uniform_f64(r) < 0.2)
+            color_jitter(&a, r, t);
+        if ((t->grayscale = relate_rng_uniform_f64(r) < 0.2))
             relate_to_grayscale(&a);
         cur = &a;
         break;
@@ -597,8 +613,9 @@ void relate_transform_apply(relate_pipeline p, const relate_dataset_info *info, 
             i = randint(r, 0, hp - S);
             j = randint(r, 0, wp - S);
         }
+        t->crop_i = i, t->crop_j = j, t->crop_h = S, t->crop_w = S;
         relate_pad_crop(img, P, i, j, S, &a);
-        if (relate_rng_uniform_f64(r) < 0.5)
+        if ((t->flipped = relate_rng_uniform_f64(r) < 0.5))
             relate_hflip(&a);
         cur = &a;
         break;
@@ -606,7 +623,7 @@ void relate_transform_apply(relate_pipeline p, const relate_dataset_info *info, 
     case RELATE_T2:
     case RELATE_T4: {
         TF_REQUIRE(W == S && H == S, "T%d needs an %dx%d image, got %dx%d", (int)p, S, S, W, H);
-        copy_maybe_flipped(img, &a, relate_rng_uniform_f64(r) < 0.5);
+        copy_maybe_flipped(img, &a, t->flipped = relate_rng_uniform_f64(r) < 0.5);
         cur = &a;
         if (p == RELATE_T4 && relate_rng_uniform_f64(r) <= 0.5) {
             double angle = uniform(r, -18.0, 18.0);
@@ -615,6 +632,7 @@ void relate_transform_apply(relate_pipeline p, const relate_dataset_info *info, 
             int ty = (int)rint(uniform(r, -max_dy, max_dy));
             double scale = uniform(r, 0.9, 1.1);
             double shear = uniform(r, -10.0, 10.0);
+            t->affine = 1, t->angle = angle, t->tx = tx, t->ty = ty, t->scale = scale, t->shear = shear;
             relate_affine_f64(&a, angle, tx, ty, scale, shear, &b);
             cur = &b;
         }
@@ -631,6 +649,8 @@ void relate_transform_apply(relate_pipeline p, const relate_dataset_info *info, 
     /* Undefined cutout (tiny, slim: spec A15) means no erasing; the reference could not even
      * build T4 there, so callers should not ask for it. */
     int i, j, bh, bw;
-    if (p == RELATE_T4 && info->cutout > 0.0f && relate_erase_sample(r, S, S, info->cutout, &i, &j, &bh, &bw))
+    if (p == RELATE_T4 && info->cutout > 0.0f && relate_erase_sample(r, S, S, info->cutout, &i, &j, &bh, &bw)) {
+        t->erased = 1, t->erase_i = i, t->erase_j = j, t->erase_h = bh, t->erase_w = bw;
         relate_erase(out, S, S, i, j, bh, bw);
+    }
 }

@@ -64,6 +64,27 @@ void relate_to_tensor_normalize(const relate_image *img, const float mean[3], co
 /* RandomErasing's box on a [3, h, w] tensor: zero the bh x bw block at (i, j). */
 void relate_erase(float *chw, int h, int w, int i, int j, int bh, int bw);
 
+/* The random parameters one relate_transform_apply drew, for the tests that compare their
+ * distributions with torchvision's (tests/transforms/test_augment_stats.c). Fields a pipeline
+ * does not draw stay 0. */
+typedef struct relate_transform_trace {
+    int crop_i, crop_j, crop_h, crop_w; /* T1: RandomResizedCrop's box; T3: RandomCrop's window */
+    int flipped;                        /* RandomHorizontalFlip (T1-T4) */
+    int jittered;                       /* T1: RandomApply chose ColorJitter */
+    double jitter[4];                   /*   brightness, contrast, saturation, hue factors */
+    int jitter_order[4];                /*   the order applied: 0 b, 1 c, 2 s, 3 h */
+    int grayscale;                      /* T1: RandomGrayscale */
+    int affine;                         /* T4: RandomApply chose RandomAffine */
+    double angle, scale, shear;         /*   degrees, factor, degrees */
+    int tx, ty;                         /*   pixels */
+    int erased;                         /* T4: RandomErasing */
+    int erase_i, erase_j, erase_h, erase_w;
+} relate_transform_trace;
+
+/* relate_transform_apply that also records what it drew (trace may be NULL). */
+void relate_transform_apply_traced(relate_pipeline p, const relate_dataset_info *info, const relate_image *img,
+                                   relate_rng *r, float *out, uint8_t *scratch, relate_transform_trace *trace);
+
 /* Rotations of rotationnet on a normalised [c, s, s] tensor (k quarter turns counter-clockwise,
  * spec 3.3). */
 void relate_rotate90(const float *src, float *dst, int c, int s, int k);
