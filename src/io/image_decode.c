@@ -5,6 +5,7 @@
 #include "io/image_decode.h"
 
 #include <errno.h>
+#include <math.h>
 #include <setjmp.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -90,6 +91,19 @@ static relate_status decode_jpeg(const uint8_t *data, size_t size, const char *w
     if (check_dims(what, ci.image_width, ci.image_height, err)) {
         jpeg_destroy_decompress(&ci);
         return RELATE_ERR_FORMAT;
+    }
+    /* A Huffman-coded JPEG spends at least one bit on every 8x8 block of its first component
+     * (the shortest Huffman code is one bit, and every block has a DC code), so its size bounds
+     * the image it can hold. A few hundred bytes that declare a 2048 x 64512 progressive image
+     * would otherwise take seconds and a gigabyte to "decode" (found by fuzz/fuzz_image).
+     * Arithmetic-coded files have no such floor and are left to the pixel limit. */
+    const double blocks = floor(ci.image_width / 8.0) * floor(ci.image_height / 8.0);
+    if (!ci.arith_code && blocks > 8.0 * (double)size) {
+        jpeg_destroy_decompress(&ci);
+        return relate_error_set(err, RELATE_ERR_FORMAT,
+                                "%s: a %u x %u JPEG cannot fit in %zu bytes (at least one bit per 8x8 block): "
+                                "corrupt or truncated",
+                                what, (unsigned)ci.image_width, (unsigned)ci.image_height, size);
     }
     jpeg_start_decompress(&ci);
     /* Stop at the first sign of truncation (progressive files read every scan in

@@ -1,9 +1,10 @@
 /* test_hostile_inputs.c: one regression test per defect that fuzzing found in the readers, each
  * built here from its crafted input: a stored zip entry whose declared size exceeds its bytes
  * (checkpoint data.pkl and tensor records), a zero-stride tensor that claims 10^10 elements, the
- * pickle `\x80\x02(t.`, an IDX header whose dimensions overflow when multiplied, and a 136-byte
- * JPEG that declares 32773 x 4349 pixels. The sanitizer build (CI) turns any over-read or
- * undefined operation into a failure; the checks below hold in every build.
+ * pickle `\x80\x02(t.`, an IDX header whose dimensions overflow when multiplied, a truncated JPEG
+ * that declares 32773 x 4349 pixels, and a complete 241-byte one that declares 2048 x 64512. The
+ * sanitizer build (CI) turns any over-read or undefined operation into a failure; the checks below
+ * hold in every build.
  * Not the formats' functional tests (tests/checkpoint, tests/data, tests/unit). */
 #define _POSIX_C_SOURCE 200809L
 #include <stdlib.h>
@@ -185,9 +186,11 @@ static void test_idx_overflow(const char *dir)
 /* ------------------------------------------------------------------ JPEG */
 static void test_jpeg_truncated_huge(const char *dir)
 {
-    /* A real 16 x 16 JPEG whose frame header is rewritten to 32773 x 4349 and whose scan is cut
-     * 4 bytes in. The decoder noticed the end, went on decoding 142 million grey pixels (6 s and
-     * 513 MB under the sanitizers, 0.65 s in Release), and only then failed. */
+    /* A real 16 x 16 JPEG whose frame header is rewritten to a larger size and whose scan is cut
+     * 4 bytes in. At 32773 x 4349 the decoder noticed the end, went on decoding 142 million grey
+     * pixels (6 s and 513 MB under the sanitizers, 0.65 s in Release), and only then failed; such
+     * a file is now refused from its header (too small for its blocks). At 512 x 512, which the
+     * header allows, decoding stops at the first sign of the end. */
     uint8_t rgb[16 * 16 * 3];
     for (int k = 0; k < (int)sizeof rgb; k++)
         rgb[k] = fx_pix(k, 0, 1, 2);
@@ -207,21 +210,57 @@ static void test_jpeg_truncated_huge(const char *dir)
         free(buf);
         return;
     }
-    buf[sof + 5] = 4349 >> 8, buf[sof + 6] = 4349 & 255;   /* height */
-    buf[sof + 7] = 32773 >> 8, buf[sof + 8] = 32773 & 255; /* width */
-    size_t cut = sos + 2 + ((size_t)buf[sos + 2] << 8 | buf[sos + 3]) + 4;
+    const size_t cut = sos + 2 + ((size_t)buf[sos + 2] << 8 | buf[sos + 3]) + 4;
     CHECK(cut < n);
+    const int sizes[2][2] = {{4349, 32773}, {512, 512}};
+    const char *want[2] = {"32773 x 4349 JPEG cannot fit in", "JPEG data ends early (truncated file)"};
+    for (int k = 0; k < 2; k++) {
+        buf[sof + 5] = (uint8_t)(sizes[k][0] >> 8), buf[sof + 6] = (uint8_t)(sizes[k][0] & 255); /* height */
+        buf[sof + 7] = (uint8_t)(sizes[k][1] >> 8), buf[sof + 8] = (uint8_t)(sizes[k][1] & 255); /* width */
+        relate_image img;
+        relate_error err = {0};
+        clock_t t0 = clock();
+        CHECK(relate_image_decode_mem(buf, cut, "hostile.jpg", &img, &err) == RELATE_ERR_FORMAT);
+        double cpu = (double)(clock() - t0) / CLOCKS_PER_SEC;
+        CHECK_MSG(strstr(err.msg, want[k]) != NULL, "%s", err.msg);
+        /* Not a speed test: the old decoder took 0.65 s of CPU on the first (Release); now it is
+         * refused from its header, the second within the first row of blocks. */
+        CHECK_MSG(cpu < 0.3, "%.2f s of CPU to refuse a %zu-byte file", cpu, cut);
+    }
+    free(buf);
+}
+
+/* A 241-byte progressive grayscale JPEG (found by fuzz/fuzz_image) that declares 2048 x 64512
+ * pixels and ends with a proper end marker: it "decoded" in 11 s and 950 MB. A Huffman-coded
+ * JPEG needs at least one bit per 8x8 block, so it is refused from its header. */
+static const uint8_t k_jpeg_bomb[] = {
+    0xff, 0xd8, 0xff, 0xe0, 0x00, 0x10, 0x4a, 0x46, 0x49, 0xc6, 0x00, 0x01, 0x01, 0x00, 0x00, 0x01,
+    0x1c, 0xb7, 0xd0, 0xd1, 0x74, 0xd7, 0xd5, 0x83, 0x6a, 0xcb, 0xce, 0xb2, 0x62, 0x2f, 0x58, 0x68,
+    0x8f, 0xb7, 0x84, 0x9e, 0x84, 0x3c, 0xd9, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x51, 0x00, 0x01,
+    0x00, 0x00, 0xff, 0xdb, 0x00, 0x43, 0x00, 0x01, 0x01, 0x01, 0x01, 0x01, 0x01, 0x01, 0x01, 0x01,
+    0x7e, 0x19, 0x21, 0x00, 0x10, 0x61, 0x00, 0x00, 0x01, 0x01, 0x01, 0x01, 0x01, 0x01, 0x01, 0x01,
+    0x01, 0x01, 0x01, 0x01, 0x01, 0x01, 0x01, 0x01, 0x01, 0x01, 0x01, 0x01, 0x01, 0x01, 0x01, 0x01,
+    0x01, 0x01, 0x61, 0x63, 0x54, 0x4c, 0x01, 0x01, 0x01, 0x01, 0x01, 0x01, 0x01, 0x01, 0x01, 0x01,
+    0x01, 0x01, 0x01, 0x01, 0x01, 0x01, 0x01, 0x01, 0x01, 0x01, 0x01, 0xff, 0xc2, 0x00, 0x0b, 0x08,
+    0xfc, 0x00, 0x08, 0x00, 0x01, 0x01, 0x11, 0x00, 0x41, 0xff, 0xc4, 0x00, 0x22, 0x10, 0x00, 0x02,
+    0x01, 0x02, 0x05, 0x05, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x04, 0x05,
+    0x03, 0x13, 0x14, 0x00, 0x01, 0x02, 0x06, 0x95, 0x00, 0x00, 0x00, 0x22, 0x37, 0xff, 0xda, 0x00,
+    0x08, 0x01, 0x01, 0x00, 0x06, 0x3f, 0x02, 0xd6, 0xff, 0xda, 0x00, 0x08, 0x01, 0x01, 0x00, 0x06,
+    0x3f, 0x02, 0x2a, 0xd6, 0x07, 0xcb, 0xed, 0x92, 0x2a, 0xc5, 0xe3, 0xe8, 0x2a, 0x8f, 0x74, 0x1c,
+    0xb7, 0xd0, 0xd1, 0x74, 0xd7, 0xd5, 0x83, 0x6a, 0xcb, 0xce, 0xb2, 0x62, 0x2f, 0x58, 0x68, 0x8f,
+    0xb7, 0x84, 0x9e, 0xc4, 0x3c, 0xd9, 0x00, 0x00, 0x00, 0xb3, 0x0e, 0x63, 0x7c, 0xa2, 0xbf, 0xff,
+    0xd9,
+};
+
+static void test_jpeg_small_file_huge_image(void)
+{
     relate_image img;
     relate_error err = {0};
     clock_t t0 = clock();
-    CHECK(relate_image_decode_mem(buf, cut, "hostile.jpg", &img, &err) == RELATE_ERR_FORMAT);
+    CHECK(relate_image_decode_mem(k_jpeg_bomb, sizeof k_jpeg_bomb, "bomb.jpg", &img, &err) == RELATE_ERR_FORMAT);
     double cpu = (double)(clock() - t0) / CLOCKS_PER_SEC;
-    CHECK_MSG(strstr(err.msg, "truncated") != NULL, "%s", err.msg);
-    /* Not a speed test: the old decoder took 0.65 s of CPU here (Release); the fixed one stops
-     * within the first row of blocks (milliseconds, even under ASan). */
-    CHECK_MSG(cpu < 0.3, "%.2f s of CPU to refuse a %zu-byte file", cpu, cut);
-    printf("truncated JPEG declaring 32773 x 4349 (%zu bytes) refused in %.3f s of CPU\n", cut, cpu);
-    free(buf);
+    CHECK_MSG(strstr(err.msg, "2048 x 64512 JPEG cannot fit in 241 bytes"), "%s", err.msg);
+    CHECK_MSG(cpu < 0.3, "%.2f s of CPU to refuse a 241-byte file", cpu);
 }
 
 int main(void)
@@ -231,6 +270,7 @@ int main(void)
     test_pickle_empty_tuple();
     test_idx_overflow(dir);
     test_jpeg_truncated_huge(dir);
+    test_jpeg_small_file_huge_image();
     fx_cleanup();
     return relate_test_finish();
 }
