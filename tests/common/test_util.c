@@ -112,3 +112,18 @@ int relate_test_finish(void)
     printf("%d passed, %d failed\n", relate_test_passed, relate_test_failed);
     return relate_test_failed ? 1 : 0;
 }
+
+void relate_test_param_fill(float *out, int64_t numel, uint32_t tag, int64_t fan_in)
+{
+    const float scale = (float)((1.0 / sqrt((double)fan_in)) / 8388608.0);
+    for (int64_t i = 0; i < numel; i++) {
+        uint32_t x = (uint32_t)(i + 1) * 0x9E3779B1u + tag * 0x85EBCA77u;
+        x ^= x >> 15;
+        x *= 0x2C1B3C6Du;
+        x ^= x >> 12;
+        x *= 0x297A2D39u;
+        x ^= x >> 15;
+        const int32_t q = (int32_t)(x >> 8) - (1 << 23);
+        out[i] = (float)q * scale;
+    }
+}

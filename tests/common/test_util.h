@@ -53,6 +53,10 @@ void relate_test_open_golden(relate_safetensors *st, const char *file);
 /* Deterministic fill in [-1, 1) for test inputs. */
 void relate_test_fill(float *x, size_t n, uint64_t seed);
 
+/* tools/golden_deepinfomax.py param_fill, bit for bit: head parameters the goldens set by an integer
+ * hash (uniform in about +-1/sqrt(fan_in), PyTorch's default Linear range) instead of storing them. */
+void relate_test_param_fill(float *out, int64_t numel, uint32_t tag, int64_t fan_in);
+
 /* A part of a test that cannot run because a dependency is missing (a dataset, a package):
  * prints "SKIP what: why (install: how)" and, when the environment has RELATE_REQUIRE_ALL=1 (CI
  * sets it, so that a machine without the dependency cannot pass by skipping), counts a failure

@@ -17,22 +17,6 @@
 
 #define SAMPLE 4096
 
-/* tools/golden_deepinfomax.py param_fill: the golden's discriminator parameters, bit for bit. */
-static void param_fill(float *out, int64_t numel, uint32_t tag, int64_t fan_in)
-{
-    const float scale = (float)((1.0 / sqrt((double)fan_in)) / 8388608.0);
-    for (int64_t i = 0; i < numel; i++) {
-        uint32_t x = (uint32_t)(i + 1) * 0x9E3779B1u + tag * 0x85EBCA77u;
-        x ^= x >> 15;
-        x *= 0x2C1B3C6Du;
-        x ^= x >> 12;
-        x *= 0x297A2D39u;
-        x ^= x >> 15;
-        const int32_t q = (int32_t)(x >> 8) - (1 << 23);
-        out[i] = (float)q * scale;
-    }
-}
-
 /* ------------------------------------------------------------------ the prior samples' replay
  * An independent transcription of relate_deepinfomax_prior_samples (src/methods/deepinfomax.c,
  * src/base/rng.c) on the bare Philox4x32-10 block function (pinned by test_base's known-answer
@@ -80,7 +64,7 @@ static void check_golden(const relate_safetensors *st, bool fused)
             continue;
         /* fan_in: elements of one output row of the layer's weight (the bias follows its weight). */
         relate_param *w = strstr(p->name, ".bias") ? disc->items[i - 1] : p;
-        param_fill(p->data, p->numel, (uint32_t)tag++, w->numel / w->shape[0]);
+        relate_test_param_fill(p->data, p->numel, (uint32_t)tag++, w->numel / w->shape[0]);
     }
     CHECK(tag == 12);
 
