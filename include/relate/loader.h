@@ -70,6 +70,9 @@ relate_loader_config relate_loader_defaults(const relate_split *split, const rel
 relate_status relate_loader_create(relate_loader **out, const relate_loader_config *cfg, relate_error *err);
 /* Starts (or restarts) an epoch: a new order when shuffling, new augmentation draws. */
 void relate_loader_start_epoch(relate_loader *l, int epoch);
+/* The same epoch from batch first_batch on (a run resumed mid-epoch): the batches returned are
+ * exactly batches first_batch.. of relate_loader_start_epoch's, with their numbers. */
+void relate_loader_start_epoch_at(relate_loader *l, int epoch, int64_t first_batch);
 /* 1 and a batch (valid until the next call), or 0 at the end of the epoch. */
 int relate_loader_next(relate_loader *l, relate_batch *b);
 int64_t relate_loader_batches_per_epoch(const relate_loader *l);

@@ -27,8 +27,12 @@ typedef struct relate_pretrain_options {
     const char *seed_text;       /* the seed as the user wrote it, for file names ("1"; "-1") */
     const char *dataset, *data_root;
     const char *id;              /* "" or a tag inserted in file names */
-    const char *checkpoint;      /* "" or a stage-1 checkpoint to resume from */
+    const char *checkpoint;      /* "" or a stage-1 checkpoint to resume from (at its epoch and step) */
+    bool resume_auto;            /* resume from the run's own HEADER_last.tar when there is one */
     const char *out_root;        /* "./checkpoint" */
+    const char *command_line;    /* NULL or the command, recorded in HEADER_args.json */
+    int save_every;              /* HEADER_last.tar every this many epochs (0: only at the quarter
+                                  * points and when stopped); default 1 */
     int epoch_start;             /* -1: from the checkpoint's "epoch" key, else 0 */
     int epochs;
     int data_size;               /* B */
@@ -79,8 +83,9 @@ relate_status relate_extract_features(relate_backbone *bb, const relate_split *s
                                       const relate_dataset_info *info, relate_pipeline pipeline, int batch_size,
                                       float *out, relate_error *err);
 
-/* SIGINT handling: the CLI's handler calls relate_request_stop(); the stages finish the current
- * step, write nothing half-made and return RELATE_ERR_INTERRUPTED. */
+/* SIGINT/SIGTERM handling: the CLI's handler calls relate_request_stop(); the stages finish the
+ * current step, write nothing half-made and return RELATE_ERR_INTERRUPTED. Stage 1 first saves
+ * the step it reached in HEADER_last.tar, from which a run resumes bit for bit. */
 void relate_request_stop(void);
 bool relate_stop_requested(void);
 

@@ -18,31 +18,57 @@ int relate_cmd_pretrain(int argc, char **argv);
 int relate_cmd_lineval(int argc, char **argv);
 int relate_cmd_test(int argc, char **argv);
 
-static void on_sigint(int sig)
+static volatile sig_atomic_t stop_signal;
+
+/* Ctrl-C (SIGINT) and Slurm's preemption notice (SIGTERM) both ask the stage to finish its step,
+ * save it and exit. A second Ctrl-C ends the process at once (the default action); SIGTERM stays
+ * handled, because senders repeat it (timeout(1) signals the child and then its process group,
+ * Slurm every process of the step) and SIGKILL is how they insist. */
+static void on_stop_signal(int sig)
 {
-    (void)sig;
+    stop_signal = sig;
     relate_request_stop();
-    /* A second Ctrl-C ends the process at once (the default action). */
-    signal(SIGINT, SIG_DFL);
+    if (sig == SIGINT)
+        signal(sig, SIG_DFL);
 }
 
-static void install_sigint(void)
+static void install_stop_signals(void)
 {
     struct sigaction sa;
     memset(&sa, 0, sizeof sa);
-    sa.sa_handler = on_sigint;
+    sa.sa_handler = on_stop_signal;
     sigemptyset(&sa.sa_mask);
     sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
 }
 
+/* The shell's convention for a process ended by a signal: 128 + its number (130 for Ctrl-C,
+ * 143 for SIGTERM), which batch systems read as "stopped", not "failed". */
 static int exit_code(relate_status st)
 {
     switch (st) {
     case RELATE_OK: return 0;
     case RELATE_ERR_ARG: return 2;
-    case RELATE_ERR_INTERRUPTED: return 130;
+    case RELATE_ERR_INTERRUPTED: return 128 + (stop_signal ? (int)stop_signal : SIGINT);
     default: return 1;
     }
+}
+
+/* The command (its flags joined by spaces), for HEADER_args.json. */
+static char *join_command(int argc, char **argv)
+{
+    size_t n = strlen("relate train_unsupervised") + 1;
+    for (int i = 0; i < argc; i++)
+        n += strlen(argv[i]) + 1;
+    char *s = malloc(n);
+    if (!s)
+        return NULL;
+    strcpy(s, "relate train_unsupervised");
+    for (int i = 0; i < argc; i++) {
+        strcat(s, " ");
+        strcat(s, argv[i]);
+    }
+    return s;
 }
 
 /* The reference's --seed: -1 means "not seeded"; relate then draws a seed from the clock and
@@ -85,7 +111,10 @@ int relate_cmd_pretrain(int argc, char **argv)
         {"K", RELATE_ARG_INT, "32", "augmentations per image (relationnet)", NULL, 1, RELATE_MAX_K},
         {"aggregation", RELATE_ARG_STR, "cat", "relationnet pair aggregation: cat, sum, mean, max", NULL, 0, 0},
         {"id", RELATE_ARG_STR, "", "extra tag inserted in the file names", NULL, 0, 0},
-        {"checkpoint", RELATE_ARG_STR, "", "resume from this stage-1 checkpoint (model, optimizer and epoch)", NULL, 0, 0},
+        {"checkpoint", RELATE_ARG_STR, "", "resume from this stage-1 checkpoint (model, optimizer, epoch and step)", NULL, 0, 0},
+        {"resume", RELATE_ARG_STR, "", "auto: resume from the run's own HEADER_last.tar if there is one, else start it", NULL, 0, 0},
+        {"save_every", RELATE_ARG_INT, "1", "write HEADER_last.tar every this many epochs (0: only at 25/50/75/100 % and "
+                                            "when stopped by Ctrl-C or SIGTERM)", NULL, 0, RELATE_MAX_EPOCHS},
         {"num_workers", RELATE_ARG_INT, "8", "data-loading threads (results do not depend on it)", NULL, 0, 256},
         {"limit_train_batches", RELATE_ARG_INT, "0", "stop every epoch after this many batches (0: all)", NULL, 0, 2147483647L},
         COMMON_FLAGS,
@@ -98,7 +127,9 @@ int relate_cmd_pretrain(int argc, char **argv)
     if (help) {
         relate_args_usage("train_unsupervised",
                           "Stage 1: self-supervised pretraining. Writes ./checkpoint/METHOD/DATASET/"
-                          "HEADER_epoch_E.tar at 25/50/75/100 % of the epochs and log_HEADER.csv.",
+                          "HEADER_epoch_E.tar at 25/50/75/100 % of the epochs, HEADER_last.tar every --save_every "
+                          "epochs and when stopped (Ctrl-C, SIGTERM), log_HEADER.csv and HEADER_args.json; never "
+                          "overwrites another run's files.",
                           specs, n);
         return 0;
     }
@@ -120,6 +151,15 @@ int relate_cmd_pretrain(int argc, char **argv)
     o.data_size = (int)relate_args_get_int(specs, n, "data_size");
     o.num_workers = (int)relate_args_get_int(specs, n, "num_workers");
     o.limit_train_batches = relate_args_get_int(specs, n, "limit_train_batches");
+    o.save_every = (int)relate_args_get_int(specs, n, "save_every");
+    const char *resume = relate_args_get(specs, n, "resume");
+    if (*resume && strcmp(resume, "auto") != 0) {
+        fprintf(stderr, "relate train_unsupervised: --resume takes 'auto' (the run's own HEADER_last.tar); to resume "
+                        "from a file, pass --checkpoint=%s\n",
+                resume);
+        return 2;
+    }
+    o.resume_auto = *resume != 0;
     o.progress = isatty(STDOUT_FILENO);
     if (strcmp(o.method.method, "relationnet") == 0 && (long)o.method.K * o.data_size > RELATE_MAX_VIEWS_PER_STEP) {
         fprintf(stderr,
@@ -128,9 +168,12 @@ int relate_cmd_pretrain(int argc, char **argv)
                 o.method.K, o.data_size, (long)o.method.K * o.data_size, RELATE_MAX_VIEWS_PER_STEP);
         return 2;
     }
-    install_sigint();
+    char *command = join_command(argc, argv);
+    o.command_line = command;
+    install_stop_signals();
     relate_error err = {0};
     relate_status st = relate_pretrain(&o, &err);
+    free(command);
     if (st != RELATE_OK)
         fprintf(stderr, "relate train_unsupervised: %s\n", err.msg);
     return exit_code(st);
@@ -196,7 +239,7 @@ int relate_cmd_lineval(int argc, char **argv)
     o.data_root = relate_args_get(specs, n, "data_root");
     o.limit_train_batches = relate_args_get_int(specs, n, "limit_train_batches");
     o.progress = isatty(STDOUT_FILENO);
-    install_sigint();
+    install_stop_signals();
     relate_error err = {0};
     relate_status st = relate_lineval(&o, &err);
     if (st != RELATE_OK)

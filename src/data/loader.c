@@ -200,8 +200,14 @@ relate_status relate_loader_create(relate_loader **out, const relate_loader_conf
     return RELATE_OK;
 }
 
-void relate_loader_start_epoch(relate_loader *l, int epoch)
+void relate_loader_start_epoch(relate_loader *l, int epoch) { relate_loader_start_epoch_at(l, epoch, 0); }
+
+void relate_loader_start_epoch_at(relate_loader *l, int epoch, int64_t first_batch)
 {
+    if (first_batch < 0)
+        first_batch = 0;
+    if (first_batch > l->nbatches)
+        first_batch = l->nbatches;
     pthread_mutex_lock(&l->mu);
     l->generation++;
     /* A worker still filling a slot for the old epoch must finish before slots are reused. */
@@ -222,7 +228,10 @@ void relate_loader_start_epoch(relate_loader *l, int epoch)
         for (int64_t i = 0; i < l->n; i++)
             l->order[i] = i;
     }
-    l->next_job = l->next_out = l->released = 0;
+    /* Batch j's images, order and augmentation draws depend on (seed, epoch, j) only, so starting
+     * at first_batch gives exactly the batches an uninterrupted epoch gives from there on. */
+    l->next_out = l->released = first_batch;
+    l->next_job = first_batch * l->parts;
     pthread_cond_broadcast(&l->work);
     pthread_mutex_unlock(&l->mu);
 }
