@@ -32,11 +32,14 @@ const char *const *relate_download_names(void);
 typedef struct relate_download_options {
     bool progress;        /* draw a progress bar on stderr */
     bool quiet;           /* no status lines */
+    bool keep_partial;    /* keep ARCHIVE.part after a failed transfer, to resume it next time
+                           * (a .part already there is always resumed) */
 } relate_download_options;
 
 /* Downloads (resuming a previous .part file), verifies the MD5, extracts into a temporary
  * folder and renames it into place, then writes a completion marker. Does nothing when the
- * marker is already there. On a checksum mismatch the download is kept as ARCHIVE.bad and
+ * marker is already there, or when the data root already holds the dataset in a form relate
+ * reads (extracted by hand or by torchvision). On a checksum mismatch the download is kept as ARCHIVE.bad and
  * nothing is extracted; offline or on any failure the message says how to do it by hand. */
 relate_status relate_download(const relate_download_spec *spec, const char *data_root,
                               const relate_download_options *opts, relate_error *err);

@@ -38,8 +38,10 @@ typedef struct relate_pretrain_options {
     int data_size;               /* B */
     int num_workers;             /* loader threads */
     int64_t limit_train_batches; /* > 0: stop each epoch after this many batches */
-    FILE *out;                   /* console (stdout) */
-    bool progress;               /* a progress bar on `out` (a terminal) */
+    FILE *out;                   /* console (stdout): the reference's lines */
+    FILE *progress;              /* NULL or where progress goes (the CLI: stderr): a bar on a
+                                  * terminal, else a line every log_every seconds */
+    double log_every;            /* seconds between progress lines off a terminal (0: none) */
 } relate_pretrain_options;
 
 relate_pretrain_options relate_pretrain_defaults(void);
@@ -54,7 +56,8 @@ typedef struct relate_lineval_options {
     bool cache_features;         /* linear evaluation: extract features once (default true) */
     int64_t limit_train_batches;
     FILE *out;
-    bool progress;
+    FILE *progress;              /* as in relate_pretrain_options */
+    double log_every;
     char saved_path[2048];       /* out: the checkpoint written */
     double test_accuracy;        /* out */
 } relate_lineval_options;

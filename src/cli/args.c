@@ -7,6 +7,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "base/suggest.h"
+
 static relate_arg_spec *find(relate_arg_spec *specs, int n, const char *name, size_t len)
 {
     for (int i = 0; i < n; i++)
@@ -44,7 +46,20 @@ int relate_args_parse(const char *cmd, relate_arg_spec *specs, int nspecs, int a
         size_t len = eq ? (size_t)(eq - name) : strlen(name);
         relate_arg_spec *s = find(specs, nspecs, name, len);
         if (!s) {
-            fprintf(stderr, "relate %s: unknown flag '--%.*s' (see relate %s --help)\n", cmd, (int)len, name, cmd);
+            char word[80], hint[96];
+            snprintf(word, sizeof word, "%.*s", (int)(len < 79 ? len : 79), name);
+            const char *names[128];
+            int k = 0;
+            for (; k < nspecs && k < 127; k++)
+                names[k] = specs[k].name;
+            names[k] = NULL;
+            const char *near = relate_suggest(word, names);
+            if (near)
+                snprintf(hint, sizeof hint, " (did you mean '--%s'?)", near);
+            else
+                hint[0] = 0;
+            fprintf(stderr, "relate %s: unknown flag '--%.*s'%s (see relate %s --help)\n", cmd, (int)len, name, hint,
+                    cmd);
             return 2;
         }
         const char *value = eq ? eq + 1 : NULL;

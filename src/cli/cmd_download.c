@@ -12,6 +12,8 @@ int relate_cmd_download(int argc, char **argv)
     relate_arg_spec specs[] = {
         {"data_root", RELATE_ARG_STR, "./data", "folder that holds the datasets", NULL, 0, 0},
         {"url", RELATE_ARG_STR, "", "download from this URL instead (a mirror; the MD5 must still match)", NULL, 0, 0},
+        {"keep_partial", RELATE_ARG_STR, "False", "True: keep ARCHIVE.part after a failed transfer and resume it next "
+                                                  "time", NULL, 0, 0},
     };
     const int n = (int)(sizeof specs / sizeof specs[0]);
     const char *name = NULL;
@@ -30,7 +32,7 @@ int relate_cmd_download(int argc, char **argv)
     if (help || !name) {
         relate_args_usage("download NAME",
                           "Downloads a dataset archive (cifar10, cifar100, stl10, tiny), checks its MD5 and extracts\n"
-                          "it under the data root. Interrupted downloads resume; a second run does nothing.",
+                          "it under the data root. A second run, or data already extracted there, does nothing.",
                           specs, n);
         return help ? 0 : 2;
     }
@@ -45,6 +47,11 @@ int relate_cmd_download(int argc, char **argv)
     if (*url)
         s.url = url;
     relate_download_options o = {.progress = isatty(2) != 0};
+    if (relate_args_bool(relate_args_get(specs, n, "keep_partial"), &o.keep_partial) != 0) {
+        fprintf(stderr, "relate download: --keep_partial expects True or False, got '%s'\n",
+                relate_args_get(specs, n, "keep_partial"));
+        return 2;
+    }
     relate_error err = {0};
     if (relate_download(&s, relate_args_get(specs, n, "data_root"), &o, &err) != RELATE_OK) {
         fprintf(stderr, "relate download: %s\n", err.msg);

@@ -10,6 +10,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "base/suggest.h"
 #include "cli/args.h"
 #include "relate/graph.h"
 #include "relate/train.h"
@@ -82,11 +83,33 @@ static uint64_t resolve_seed(long seed, FILE *out)
     return s;
 }
 
+/* A name flag checked before any data is read, so a typo is named as such (with the nearest valid
+ * name) and not reported as, say, a missing dataset. "" passes: the stage picks a default. */
+static bool known_name(const char *cmd, const char *flag, const char *value, const char *const *names)
+{
+    if (!*value)
+        return true;
+    for (const char *const *n = names; *n; n++)
+        if (strcmp(*n, value) == 0)
+            return true;
+    char hint[64], list[256] = "";
+    for (const char *const *n = names; *n; n++)
+        snprintf(list + strlen(list), sizeof list - strlen(list), "%s%s", n == names ? "" : ", ", *n);
+    fprintf(stderr, "relate %s: unknown --%s '%s'%s; valid: %s\n", cmd, flag, value,
+            relate_suggest_text(hint, sizeof hint, value, names), list);
+    return false;
+}
+
 static void apply_threads(long threads)
 {
     if (threads > 0)
         relate_set_threads((int)threads);
 }
+
+/* Progress goes to stderr: a bar on a terminal, else (nohup, Slurm) a line every N seconds. */
+#define LOG_EVERY_FLAG                                                                                               \
+    {"log_every", RELATE_ARG_INT, "30", "seconds between progress lines on stderr when it is not a terminal (0: "    \
+                                        "none; a terminal gets a bar)", NULL, 0, 86400}
 
 #define COMMON_FLAGS                                                                                                 \
     {"data_root", RELATE_ARG_STR, "./data", "folder that holds the datasets (relate download puts them there)", NULL, 0, 0}, \
@@ -117,6 +140,7 @@ int relate_cmd_pretrain(int argc, char **argv)
                                             "when stopped by Ctrl-C or SIGTERM)", NULL, 0, RELATE_MAX_EPOCHS},
         {"num_workers", RELATE_ARG_INT, "8", "data-loading threads (results do not depend on it)", NULL, 0, 256},
         {"limit_train_batches", RELATE_ARG_INT, "0", "stop every epoch after this many batches (0: all)", NULL, 0, 2147483647L},
+        LOG_EVERY_FLAG,
         COMMON_FLAGS,
     };
     const int n = (int)(sizeof specs / sizeof specs[0]);
@@ -133,6 +157,9 @@ int relate_cmd_pretrain(int argc, char **argv)
                           specs, n);
         return 0;
     }
+    if (!known_name("train_unsupervised", "method", relate_args_get(specs, n, "method"), relate_method_names()) ||
+        !known_name("train_unsupervised", "backbone", relate_args_get(specs, n, "backbone"), relate_backbone_names()))
+        return 2;
     apply_threads(relate_args_get_int(specs, n, "threads"));
     relate_pretrain_options o = relate_pretrain_defaults();
     const char *seed_text = relate_args_get(specs, n, "seed");
@@ -160,7 +187,8 @@ int relate_cmd_pretrain(int argc, char **argv)
         return 2;
     }
     o.resume_auto = *resume != 0;
-    o.progress = isatty(STDOUT_FILENO);
+    o.progress = stderr;
+    o.log_every = (double)relate_args_get_int(specs, n, "log_every");
     if (strcmp(o.method.method, "relationnet") == 0 && (long)o.method.K * o.data_size > RELATE_MAX_VIEWS_PER_STEP) {
         fprintf(stderr,
                 "relate train_unsupervised: --K=%d x --data_size=%d = %ld views per step; at most %ld fit in memory "
@@ -185,7 +213,8 @@ int relate_cmd_lineval(int argc, char **argv)
         {"seed", RELATE_ARG_INT, "1", "seed (relate's default 1; -1 draws one from the clock)", NULL, -1, 2147483647L},
         {"epochs", RELATE_ARG_INT, "100", "number of epochs", NULL, 1, RELATE_MAX_EPOCHS},
         {"dataset", RELATE_ARG_STR, "cifar10", "dataset to train the linear layer on and to test", NULL, 0, 0},
-        {"backbone", RELATE_ARG_STR, "conv4", "must match the checkpoint", NULL, 0, 0},
+        {"backbone", RELATE_ARG_STR, "", "the checkpoint's backbone; default: the one it records (conv4 for files "
+                                         "that record none)", NULL, 0, 0},
         {"method", RELATE_ARG_STR, "standard", "only names the output folder and file (as in the reference)", NULL, 0, 0},
         {"data_size", RELATE_ARG_INT, "128", "mini-batch size", NULL, 1, RELATE_MAX_BATCH},
         {"checkpoint", RELATE_ARG_STR, "", "stage-1 checkpoint (its 'backbone' entry is used); required", NULL, 0, 0},
@@ -195,6 +224,7 @@ int relate_cmd_lineval(int argc, char **argv)
         {"limit_train_batches", RELATE_ARG_INT, "0", "stop every epoch after this many batches (0: all)", NULL, 0, 2147483647L},
         {"feature_cache", RELATE_ARG_STR, "True", "linear evaluation: extract the frozen features once (False: run "
                                                   "the backbone on every batch; same result, slower)", NULL, 0, 0},
+        LOG_EVERY_FLAG,
         COMMON_FLAGS,
     };
     const int n = (int)(sizeof specs / sizeof specs[0]);
@@ -209,6 +239,9 @@ int relate_cmd_lineval(int argc, char **argv)
                           specs, n);
         return 0;
     }
+    if (!known_name("train_linear_evaluation", "backbone", relate_args_get(specs, n, "backbone"),
+                    relate_backbone_names()))
+        return 2;
     apply_threads(relate_args_get_int(specs, n, "threads"));
     relate_lineval_options o = relate_lineval_defaults();
     o.seed_text = relate_args_get(specs, n, "seed");
@@ -238,7 +271,8 @@ int relate_cmd_lineval(int argc, char **argv)
     o.id = relate_args_get(specs, n, "id");
     o.data_root = relate_args_get(specs, n, "data_root");
     o.limit_train_batches = relate_args_get_int(specs, n, "limit_train_batches");
-    o.progress = isatty(STDOUT_FILENO);
+    o.progress = stderr;
+    o.log_every = (double)relate_args_get_int(specs, n, "log_every");
     install_stop_signals();
     relate_error err = {0};
     relate_status st = relate_lineval(&o, &err);
@@ -252,7 +286,8 @@ int relate_cmd_test(int argc, char **argv)
     relate_arg_spec specs[] = {
         {"seed", RELATE_ARG_INT, "1", "printed in the result block (the test itself draws nothing)", NULL, -1, 2147483647L},
         {"dataset", RELATE_ARG_STR, "cifar10", "dataset whose test split is evaluated (as in stage 2)", NULL, 0, 0},
-        {"backbone", RELATE_ARG_STR, "conv4", "must match the checkpoint", NULL, 0, 0},
+        {"backbone", RELATE_ARG_STR, "", "the checkpoint's backbone; default: the one it records (conv4 for files "
+                                         "that record none)", NULL, 0, 0},
         {"data_size", RELATE_ARG_INT, "256", "test mini-batch size", NULL, 1, RELATE_MAX_BATCH},
         {"checkpoint", RELATE_ARG_STR, "", "stage-2 checkpoint (five keys); required", NULL, 0, 0},
         COMMON_FLAGS,
@@ -266,6 +301,8 @@ int relate_cmd_test(int argc, char **argv)
         relate_args_usage("test", "Stage 3: loss and accuracy of a stage-2 checkpoint on the test split.", specs, n);
         return 0;
     }
+    if (!known_name("test", "backbone", relate_args_get(specs, n, "backbone"), relate_backbone_names()))
+        return 2;
     apply_threads(relate_args_get_int(specs, n, "threads"));
     relate_test_options o = relate_test_defaults();
     o.seed_text = relate_args_get(specs, n, "seed");

@@ -11,6 +11,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "base/suggest.h"
 #include "data/readers.h"
 
 static const char *const k_dataset_names[] = {"cifar10", "cifar100", "supercifar100", "stl10", "tiny",
@@ -292,8 +293,9 @@ relate_status relate_dataset_open_opts(relate_dataset *ds, const char *name, con
             char list[256] = "";
             for (const char *const *n = k_dataset_names; *n; n++)
                 snprintf(list + strlen(list), sizeof list - strlen(list), "%s, ", *n);
-            return relate_error_set(err, RELATE_ERR_ARG, "unknown dataset '%s'; valid names: %sor folder:PATH[@S]",
-                                    name, list);
+            char hint[64];
+            return relate_error_set(err, RELATE_ERR_ARG, "unknown dataset '%s'%s; valid names: %sor folder:PATH[@S]",
+                                    name, relate_suggest_text(hint, sizeof hint, name, k_dataset_names), list);
         }
         info->image_size = c->side;
         info->crop_padding = c->padding;

@@ -5,6 +5,7 @@
 /* nftw() is XSI. */
 #define _XOPEN_SOURCE 700
 #include "relate/download.h"
+#include "relate/data.h"
 
 #include <archive.h>
 #include <archive_entry.h>
@@ -261,11 +262,11 @@ static void remove_tree(const char *path)
 
 static relate_status by_hand(const relate_download_spec *s, const char *root, relate_error *err, const char *why)
 {
-    char msg[sizeof err->msg];
+    char msg[1024]; /* relate_error_set cuts it to fit */
     snprintf(msg, sizeof msg,
              "%.200s. To do it by hand: download %.100s, check that `md5sum %s` prints %s, put it in %.60s and "
-             "run `relate download %s` again (or extract it there yourself)",
-             why, s->url, s->archive, s->md5, root, s->name);
+             "run `relate download %s --data_root=%.60s` again (or extract it there yourself)",
+             why, s->url, s->archive, s->md5, root, s->name, root);
     memset(err, 0, sizeof *err);
     return relate_error_set(err, RELATE_ERR_IO, "%s", msg);
 }
@@ -286,6 +287,20 @@ relate_status relate_download(const relate_download_spec *s, const char *root, c
             printf("%s is already in %s: nothing to do\n", s->name, folder);
         return RELATE_OK;
     }
+    /* Data extracted by hand or by torchvision (no marker of ours) that reads as the dataset is
+     * used as it is: downloading 160 MB to replace it would help no one. */
+    relate_dataset ds;
+    relate_error ignore = {0};
+    if (relate_dataset_open(&ds, s->name, root, &ignore) == RELATE_OK) {
+        const relate_split *tr = relate_dataset_split(&ds, RELATE_SPLIT_TRAIN);
+        const relate_split *te = relate_dataset_split(&ds, RELATE_SPLIT_TEST);
+        if (!o.quiet)
+            printf("%s is already in %s and reads as %lld training and %lld test images: nothing to download\n",
+                   s->name, root, tr && tr->present ? (long long)tr->count : 0LL,
+                   te && te->present ? (long long)te->count : 0LL);
+        relate_dataset_close(&ds);
+        return RELATE_OK;
+    }
     if (mkdir(root, 0777) != 0 && errno != EEXIST)
         return relate_error_set(err, RELATE_ERR_IO, "cannot create the data root %s: %s", root, strerror(errno));
     relate_error e = {0};
@@ -294,9 +309,21 @@ relate_status relate_download(const relate_download_spec *s, const char *root, c
         if (!o.quiet)
             printf("downloading %s\n", s->url);
         if (fetch(s, part, o.progress, &e) != RELATE_OK) {
+            /* A partial file is kept only when asked for (and when it holds something): a stray
+             * .part looks like data to whoever lists the folder. */
+            struct stat pst;
+            const bool keep = o.keep_partial && stat(part, &pst) == 0 && pst.st_size > 0;
+            if (!keep)
+                remove(part);
             char why[600];
-            snprintf(why, sizeof why, "download failed (%.200s); the partial file %.150s is kept and resumed next time", e.msg,
-                     part);
+            if (keep)
+                snprintf(why, sizeof why, "download failed (%.200s); the partial file %.150s is kept and resumed next "
+                                          "time",
+                         e.msg, part);
+            else
+                snprintf(why, sizeof why, "download failed (%.200s); nothing was kept (--keep_partial=True keeps the "
+                                          "partial file and resumes it next time)",
+                         e.msg);
             return by_hand(s, root, err, why);
         }
         if (relate_md5_file(part, md5, err) != RELATE_OK)

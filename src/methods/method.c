@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "base/suggest.h"
 #include "methods/method_internal.h"
 
 static const relate_method_ops *const registry[] = {
@@ -34,10 +35,12 @@ relate_status relate_method_create(relate_method **out, const relate_method_conf
         if (cfg->method && strcmp(registry[i]->name, cfg->method) == 0)
             ops = registry[i];
     if (!ops) {
+        char hint[64];
         return relate_error_set(err, RELATE_ERR_ARG,
-                                "unknown method '%s' (valid: relationnet, simclr, rotationnet, deepinfomax, "
+                                "unknown method '%s'%s (valid: relationnet, simclr, rotationnet, deepinfomax, "
                                 "deepcluster, standard, randomweights)",
-                                cfg->method ? cfg->method : "(null)");
+                                cfg->method ? cfg->method : "(null)",
+                                relate_suggest_text(hint, sizeof hint, cfg->method, relate_method_names()));
     }
     if (cfg->num_classes < 1 || cfg->epochs < 1)
         return relate_error_set(err, RELATE_ERR_ARG, "%s needs at least one class and one epoch", ops->name);

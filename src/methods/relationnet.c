@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "base/suggest.h"
 #include "methods/method_internal.h"
 
 enum { AGG_CAT, AGG_SUM, AGG_MEAN, AGG_MAX };
@@ -90,9 +91,11 @@ static relate_status rn_init(relate_method *m, relate_error *err)
     for (int i = 0; agg_names[i]; i++)
         if (strcmp(agg_names[i], m->cfg.aggregation) == 0)
             r->agg = i;
-    if (r->agg < 0)
-        return relate_error_set(err, RELATE_ERR_ARG, "unknown --aggregation '%s' (valid: cat, sum, mean, max)",
-                                m->cfg.aggregation);
+    if (r->agg < 0) {
+        char hint[64];
+        return relate_error_set(err, RELATE_ERR_ARG, "unknown --aggregation '%s'%s (valid: cat, sum, mean, max)",
+                                m->cfg.aggregation, relate_suggest_text(hint, sizeof hint, m->cfg.aggregation, agg_names));
+    }
     const int d = m->backbone.feature_size;
     relate_params_init(&r->head);
     relate_linear_register(&r->linear1, &r->head, "linear1", r->agg == AGG_CAT ? 2 * d : d, HEAD_HIDDEN, true);

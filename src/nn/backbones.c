@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "base/suggest.h"
 #include "relate/nn.h"
 
 static const char *const backbone_names[] = {"conv4", "resnet8", "resnet32", "resnet56", "resnet34", NULL};
@@ -149,9 +150,10 @@ relate_status relate_backbone_create(relate_backbone *bb, const char *name, uint
         bb->name = "resnet34";
         s = build_resnet(bb, 4, r34_ch, r34_blocks, true, err);
     } else {
+        char hint[64];
         return relate_error_set(err, RELATE_ERR_ARG,
-                                "unknown backbone '%s'; choose one of conv4, resnet8, resnet32, resnet56, resnet34",
-                                name);
+                                "unknown backbone '%s'%s; choose one of conv4, resnet8, resnet32, resnet56, resnet34",
+                                name, relate_suggest_text(hint, sizeof hint, name, relate_backbone_names()));
     }
     if (s == RELATE_OK)
         s = relate_params_finalize(&bb->params, err);

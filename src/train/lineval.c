@@ -6,8 +6,11 @@
  * features are a fixed function of the image: they are computed once and the linear layer trains
  * on them, in the same shuffled batches the loader would give (cache_features = false runs the
  * backbone on every batch instead; a test compares the two). */
+#define _POSIX_C_SOURCE 200809L /* strdup */
+#include <jansson.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "base/pyformat.h"
 #include "relate/checkpoint.h"
@@ -18,7 +21,7 @@
 
 relate_lineval_options relate_lineval_defaults(void)
 {
-    return (relate_lineval_options){.backbone = "conv4",
+    return (relate_lineval_options){.backbone = "",
                                     .dataset = "cifar10",
                                     .data_root = "./data",
                                     .method = "standard",
@@ -36,21 +39,64 @@ relate_lineval_options relate_lineval_defaults(void)
 
 /* The stage-1 backbone: the `backbone` entry of any method's checkpoint, or a bare state dict
  * (what the reference's essential script saves). */
-static relate_status load_backbone(relate_backbone *bb, const char *path, relate_error *err)
+static relate_status load_backbone(relate_backbone *bb, const relate_ckpt *c, const char *path, relate_error *err)
 {
-    relate_ckpt *c;
-    if (relate_ckpt_open(&c, path, err) != RELATE_OK)
-        return err->code;
     relate_error e = {0};
     relate_status st;
     if (relate_ckpt_has(c, "backbone"))
         st = relate_ckpt_load_state_dict(c, "backbone", &bb->params, &e);
     else if ((st = relate_ckpt_load_state_dict(c, NULL, &bb->params, &e)) != RELATE_OK)
         relate_error_set(&e, RELATE_ERR_FORMAT, "it has no 'backbone' entry (its keys: %s)", relate_ckpt_key_list(c));
-    relate_ckpt_close(c);
     if (st != RELATE_OK)
         return relate_error_set(err, e.code, "cannot use %s as a %s backbone: %s", path, bb->name, e.msg);
     return RELATE_OK;
+}
+
+/* The dataset a stage-1 checkpoint was trained on (its "args"), or NULL (malloc'd). */
+static char *pretrained_dataset(const relate_ckpt *c)
+{
+    const char *args = NULL;
+    relate_error ignore = {0};
+    if (relate_ckpt_get_str(c, "args", &args, &ignore) != RELATE_OK)
+        return NULL;
+    json_error_t je;
+    json_t *root = json_loads(args, 0, &je);
+    const char *ds = json_string_value(json_object_get(root, "dataset"));
+    char *out = ds ? strdup(ds) : NULL;
+    json_decref(root);
+    return out;
+}
+
+/* The stage-1 checkpoint a stage-2 file was made from (its "stage1_checkpoint"), or NULL. */
+static char *stage1_of(const char *stage2_path)
+{
+    relate_ckpt *c;
+    relate_error ignore = {0};
+    if (relate_ckpt_open(&c, stage2_path, &ignore) != RELATE_OK)
+        return NULL;
+    const char *v = NULL;
+    char *out = relate_ckpt_get_str(c, "stage1_checkpoint", &v, &ignore) == RELATE_OK ? strdup(v) : NULL;
+    relate_ckpt_close(c);
+    return out;
+}
+
+/* A stage-1 file's name without its folder and ".tar", made safe for a file name. */
+static void stage1_stem(char *buf, size_t size, const char *path)
+{
+    const char *slash = strrchr(path, '/');
+    snprintf(buf, size, "%s", slash ? slash + 1 : path);
+    size_t n = strlen(buf);
+    if (n > 4 && strcmp(buf + n - 4, ".tar") == 0)
+        buf[n - 4] = 0;
+    for (char *c = buf; *c; c++)
+        if (*c == ' ' || *c == ':' || *c == '@')
+            *c = '_';
+}
+
+static bool file_exists(const char *path)
+{
+    struct stat sb;
+    return stat(path, &sb) == 0;
 }
 
 typedef struct run_stats {
@@ -58,15 +104,19 @@ typedef struct run_stats {
     int64_t correct, count;
 } run_stats;
 
-static void epoch_line(relate_lineval_options *o, relate_progress *bar, int epoch, const run_stats *s)
+/* The epoch's mean training loss and accuracy, on the console and in the stage-2 log. The
+ * reference shows them only in its progress bar, labelled "Minibatch". */
+static relate_status epoch_line(relate_lineval_options *o, relate_epoch_log *log, relate_progress *bar, int epoch,
+                                const run_stats *s, relate_error *err)
 {
     relate_progress_clear(bar);
     char l[40], a[40];
     double loss = s->count ? s->loss_sum / (double)s->count : 0.0;
     double acc = s->count ? 100.0 * (double)s->correct / (double)s->count : 0.0;
-    fprintf(o->out, "(Epoch %d) Minibatch loss: %s; acc: %s%%\n", epoch, relate_pyfloat(l, sizeof l, loss),
-            relate_pyfloat(a, sizeof a, acc));
+    fprintf(o->out, "(Epoch %d) training loss (epoch mean): %s; training accuracy: %s%%\n", epoch,
+            relate_pyfloat(l, sizeof l, loss), relate_pyfloat(a, sizeof a, acc));
     fflush(o->out);
+    return relate_epoch_log_append(log, epoch, loss, acc, err);
 }
 
 /* One classifier step on rows already in the graph; returns the batch loss. */
@@ -87,7 +137,7 @@ static relate_status classifier_step(relate_graph *g, relate_classifier_model *c
 }
 
 static relate_status train_cached(relate_lineval_options *o, relate_classifier_model *cm, const relate_split *train,
-                                  const relate_dataset_info *info, relate_error *err)
+                                  const relate_dataset_info *info, relate_epoch_log *log, relate_error *err)
 {
     const int d = cm->backbone->feature_size;
     const int64_t n = train->count;
@@ -113,9 +163,10 @@ static relate_status train_cached(relate_lineval_options *o, relate_classifier_m
         relate_shuffle_order(order, n, o->seed, epoch);
         run_stats s = {0};
         relate_progress bar;
-        char label[32];
-        snprintf(label, sizeof label, "(Epoch %d) Minibatch", epoch);
-        relate_progress_begin(&bar, o->out, o->progress, label, nb);
+        char label[48];
+        snprintf(label, sizeof label, "(Epoch %d/%d)", epoch, o->epochs);
+        relate_progress_begin(&bar, o->progress, relate_progress_mode_for(o->progress, o->log_every), o->log_every,
+                              label, nb, 0, (int64_t)(o->epochs - epoch - 1) * nb);
         for (int64_t bi = 0; bi < nb; bi++) {
             const int64_t start = bi * o->data_size;
             const int bs = (int)(n - start < o->data_size ? n - start : o->data_size);
@@ -136,7 +187,8 @@ static relate_status train_cached(relate_lineval_options *o, relate_classifier_m
                 goto done;
             }
         }
-        epoch_line(o, &bar, epoch, &s);
+        if ((st = epoch_line(o, log, &bar, epoch, &s, err)) != RELATE_OK)
+            goto done;
     }
 done:
     relate_params_set_frozen(&cm->backbone->params, false);
@@ -150,7 +202,7 @@ done:
 
 /* Batches from the loader: the backbone runs on each (frozen in eval mode, or finetuned). */
 static relate_status train_loader(relate_lineval_options *o, relate_classifier_model *cm, const relate_split *train,
-                                  const relate_dataset_info *info, relate_error *err)
+                                  const relate_dataset_info *info, relate_epoch_log *log, relate_error *err)
 {
     relate_loader_config lc = relate_loader_defaults(train, info, RELATE_T5);
     lc.batch_size = o->data_size;
@@ -179,9 +231,11 @@ static relate_status train_loader(relate_lineval_options *o, relate_classifier_m
         relate_loader_start_epoch(ld, epoch);
         run_stats s = {0};
         relate_progress bar;
-        char label[32];
-        snprintf(label, sizeof label, "(Epoch %d) Minibatch", epoch);
-        relate_progress_begin(&bar, o->out, o->progress, label, relate_loader_batches_per_epoch(ld));
+        char label[48];
+        snprintf(label, sizeof label, "(Epoch %d/%d)", epoch, o->epochs);
+        const int64_t nb = relate_loader_batches_per_epoch(ld);
+        relate_progress_begin(&bar, o->progress, relate_progress_mode_for(o->progress, o->log_every), o->log_every,
+                              label, nb, 0, (int64_t)(o->epochs - epoch - 1) * nb);
         relate_batch b;
         while (relate_loader_next(ld, &b) == 1) {
             relate_graph_reset(g);
@@ -200,7 +254,7 @@ static relate_status train_loader(relate_lineval_options *o, relate_classifier_m
             }
         }
         if (st == RELATE_OK)
-            epoch_line(o, &bar, epoch, &s);
+            st = epoch_line(o, log, &bar, epoch, &s, err);
     }
     relate_params_set_frozen(&cm->backbone->params, false);
     relate_graph_destroy(g);
@@ -217,7 +271,10 @@ relate_status relate_lineval(relate_lineval_options *o, relate_error *err)
     relate_backbone bb;
     relate_classifier_model cm;
     memset(&cm, 0, sizeof cm);
+    relate_epoch_log log = {0};
     bool bb_made = false;
+    relate_ckpt *c = NULL;
+    char *pre_dataset = NULL;
     relate_status st;
     fprintf(out, "[INFO] Setting SEED: %s\n", o->seed_text);
     if (o->epochs < 1 || o->data_size < 1)
@@ -232,37 +289,104 @@ relate_status relate_lineval(relate_lineval_options *o, relate_error *err)
         st = relate_error_set(err, RELATE_ERR_ARG, "dataset %s has no labelled training split", o->dataset);
         goto done;
     }
-    if ((st = relate_backbone_create(&bb, o->backbone, o->seed, err)) != RELATE_OK)
+    if ((st = relate_ckpt_open(&c, o->checkpoint, err)) != RELATE_OK)
+        goto done;
+    /* The backbone: --backbone, else the one the checkpoint records (relate's files), else the
+     * reference's default conv4. A --backbone the checkpoint contradicts is refused here, with
+     * both names, rather than as a list of missing and unexpected keys. */
+    const char *stored = NULL;
+    relate_error ignore = {0};
+    relate_ckpt_get_str(c, "backbone_name", &stored, &ignore);
+    const bool given = o->backbone && *o->backbone;
+    if (given && stored && strcmp(stored, o->backbone) != 0) {
+        st = relate_error_set(err, RELATE_ERR_ARG, "%s holds a %s backbone, but --backbone=%s: pass --backbone=%s or "
+                                                   "leave --backbone out",
+                              o->checkpoint, stored, o->backbone, stored);
+        goto done;
+    }
+    const char *backbone = given ? o->backbone : stored ? stored : "conv4";
+    if ((st = relate_backbone_create(&bb, backbone, o->seed, err)) != RELATE_OK)
         goto done;
     bb_made = true;
     fprintf(out, "[INFO] %s loaded in memory.\n[INFO] Feature size: %d\n", bb.name, bb.feature_size);
+    if (!given && stored)
+        fprintf(out, "[INFO] Backbone %s, as %s records\n", bb.name, o->checkpoint);
+    /* Cross-domain evaluation is legitimate (the paper does it), but often a slip: say so. */
+    pre_dataset = pretrained_dataset(c);
+    if (pre_dataset && strcmp(pre_dataset, o->dataset) != 0)
+        fprintf(stderr, "[WARN] %s was pretrained on %s; this evaluation uses %s (cross-domain)\n", o->checkpoint,
+                pre_dataset, o->dataset);
+
+    /* The files this run writes; another run's checkpoint is never overwritten (a log without its
+     * checkpoint is what a stopped or failed stage 2 leaves, and is replaced). */
+    char dsdir[256], header[512], folder[1024], log_path[2048];
+    relate_stage_dataset_dir(dsdir, sizeof dsdir, o->dataset);
+    relate_stage_header(header, sizeof header, o->method, o->id, o->dataset, bb.name, o->seed_text);
+    snprintf(folder, sizeof folder, "%s/%s/%s", o->out_root, o->method, dsdir);
+    snprintf(o->saved_path, sizeof o->saved_path, "%s/%s_epoch_%d_linear_evaluation.tar", folder, header, o->epochs);
+    snprintf(log_path, sizeof log_path, "%s/log_%s_epoch_%d_linear_evaluation.csv", folder, header, o->epochs);
+    if (file_exists(o->saved_path)) {
+        /* The reference's name is taken. By a stage 2 of another stage-1 checkpoint (epoch 100 and
+         * epoch 200 of one run share it): this one gets a name that carries its stage-1 file, and
+         * says so. By one of the same checkpoint: refused. */
+        char *earlier = stage1_of(o->saved_path);
+        const bool other = earlier && strcmp(earlier, o->checkpoint) != 0;
+        char alt[2048], stem[512];
+        if (other) {
+            stage1_stem(stem, sizeof stem, o->checkpoint);
+            snprintf(alt, sizeof alt, "%s/%s_epoch_%d_linear_evaluation_of_%s.tar", folder, header, o->epochs, stem);
+        }
+        if (other && !file_exists(alt)) {
+            fprintf(out, "[INFO] %s holds the stage 2 of %s; this one goes to %s\n", o->saved_path, earlier, alt);
+            snprintf(o->saved_path, sizeof o->saved_path, "%s", alt);
+            snprintf(log_path, sizeof log_path, "%s/log_%s_epoch_%d_linear_evaluation_of_%s.csv", folder, header,
+                     o->epochs, stem);
+        } else {
+            st = relate_error_set(err, RELATE_ERR_ARG, "%s exists (a stage 2 of %s): relate does not overwrite another "
+                                                       "run's files. Give this run its own --id, or move it away",
+                                  other ? alt : o->saved_path,
+                                  other ? o->checkpoint : earlier ? earlier : "another checkpoint");
+        }
+        free(earlier);
+        if (st != RELATE_OK)
+            goto done;
+    }
+
     fprintf(out, "[INFO] Loading checkpoint...\n");
-    if ((st = load_backbone(&bb, o->checkpoint, err)) != RELATE_OK)
+    if ((st = load_backbone(&bb, c, o->checkpoint, err)) != RELATE_OK)
         goto done;
+    relate_ckpt_close(c);
+    c = NULL;
     if ((st = relate_classifier_model_init(&cm, &bb, ds.info.num_classes, o->seed, err)) != RELATE_OK)
         goto done;
     if (o->finetune)
         fprintf(out, "[INFO] Finetune set to True, the backbone will be finetuned.\n");
+    if ((st = relate_mkdirs(folder, err)) != RELATE_OK)
+        goto done;
+    if ((st = relate_epoch_log_open(&log, log_path, "epoch,loss,accuracy", 0, err)) != RELATE_OK)
+        goto done;
     if (!o->finetune && o->cache_features)
-        st = train_cached(o, &cm, train, &ds.info, err);
+        st = train_cached(o, &cm, train, &ds.info, &log, err);
     else
-        st = train_loader(o, &cm, train, &ds.info, err);
+        st = train_loader(o, &cm, train, &ds.info, &log, err);
     if (st != RELATE_OK)
         goto done;
 
-    char dsdir[256], header[512], folder[1024];
-    relate_stage_dataset_dir(dsdir, sizeof dsdir, o->dataset);
-    relate_stage_header(header, sizeof header, o->method, o->id, o->dataset, bb.name, o->seed_text);
-    snprintf(folder, sizeof folder, "%s/%s/%s", o->out_root, o->method, dsdir);
-    if ((st = relate_mkdirs(folder, err)) != RELATE_OK)
-        goto done;
-    snprintf(o->saved_path, sizeof o->saved_path, "%s/%s_epoch_%d_linear_evaluation.tar", folder, header, o->epochs);
     relate_ckpt_writer *w = relate_ckpt_writer_create();
     if (!w) {
         st = relate_error_set(err, RELATE_ERR_NOMEM, "out of memory");
         goto done;
     }
+    /* The reference's five keys, then relate's own (ignored by torch.load users and the
+     * reference's test.py): what was evaluated, so stage 3 needs no --backbone and can warn about
+     * another dataset. */
     st = relate_classifier_model_put(&cm, w, err);
+    if (st == RELATE_OK &&
+        (relate_ckpt_put_str(w, "backbone_name", bb.name) != RELATE_OK ||
+         relate_ckpt_put_str(w, "dataset", o->dataset) != RELATE_OK ||
+         relate_ckpt_put_str(w, "stage1_checkpoint", o->checkpoint) != RELATE_OK ||
+         relate_ckpt_put_str(w, "stage2", o->finetune ? "finetune" : "linear_evaluation") != RELATE_OK))
+        st = relate_error_set(err, RELATE_ERR_NOMEM, "out of memory building the checkpoint");
     if (st == RELATE_OK)
         st = relate_ckpt_write(w, o->saved_path, err);
     relate_ckpt_writer_free(w);
@@ -278,6 +402,9 @@ relate_status relate_lineval(relate_lineval_options *o, relate_error *err)
         fprintf(out, "Test accuracy: %s%%\n", relate_pyfloat(a, sizeof a, o->test_accuracy));
     }
 done:
+    free(pre_dataset);
+    relate_ckpt_close(c);
+    relate_epoch_log_close(&log);
     relate_classifier_model_free(&cm);
     if (bb_made)
         relate_backbone_free(&bb);

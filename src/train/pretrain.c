@@ -418,11 +418,18 @@ relate_status relate_pretrain(const relate_pretrain_options *o, relate_error *er
     if ((st = relate_run_args_write(folder, header, args, o->command_line, from, err)) != RELATE_OK)
         goto done;
     snprintf(path, sizeof path, "%s/log_%s.csv", folder, header);
-    if ((st = relate_epoch_log_open(&log, path, epoch_start, err)) != RELATE_OK)
+    if ((st = relate_epoch_log_open(&log, path, "epoch,loss,score", epoch_start, err)) != RELATE_OK)
         goto done;
     if (rp.step > 0)
         fprintf(out, "[INFO] Resuming epoch %d after step %lld of %lld\n", epoch_start, (long long)rp.step,
                 (long long)nbatches);
+    if (o->limit_train_batches > 0) {
+        const int64_t full = lc.drop_last ? split->count / o->data_size
+                                          : (split->count + o->data_size - 1) / o->data_size;
+        if (o->limit_train_batches < full)
+            fprintf(out, "[INFO] --limit_train_batches=%lld: each epoch runs %lld of its %lld batches\n",
+                    (long long)o->limit_train_batches, (long long)nbatches, (long long)full);
+    }
 
     /* RELATE_STOP_AFTER_STEPS=N stops the run after N steps of this process exactly as Ctrl-C
      * would: how the tests kill a run at a chosen step. */
@@ -439,9 +446,11 @@ relate_status relate_pretrain(const relate_pretrain_options *o, relate_error *er
         relate_loader_start_epoch_at(ld, epoch, mid ? rp.step : 0);
         epoch_stats s = mid ? rp.stats : (epoch_stats){0};
         relate_progress bar;
-        char label[32];
-        snprintf(label, sizeof label, "Epoch [%d]", epoch);
-        relate_progress_begin(&bar, out, o->progress, label, nbatches);
+        char label[48];
+        snprintf(label, sizeof label, "Epoch [%d/%d]", epoch, o->epochs);
+        relate_progress_begin(&bar, o->progress, relate_progress_mode_for(o->progress, o->log_every), o->log_every,
+                              label, nbatches, mid ? rp.step : 0, (int64_t)(o->epochs - epoch - 1) * nbatches);
+        int64_t images_here = 0; /* images (not views) since the epoch (re)started, for img/s */
         relate_batch b;
         while (relate_loader_next(ld, &b) == 1) {
             relate_step_result r;
@@ -471,7 +480,8 @@ relate_status relate_pretrain(const relate_pretrain_options *o, relate_error *er
             s.images += (int64_t)b.size * b.views;
             char extra[64];
             snprintf(extra, sizeof extra, "loss %.4f", s.loss_sum / (double)s.items);
-            relate_progress_update(&bar, s.batches, s.images, extra);
+            images_here += b.size;
+            relate_progress_update(&bar, s.batches, images_here, extra);
             if (stop_after > 0 && ++steps_here == stop_after)
                 relate_request_stop();
             if (relate_stop_requested()) {

@@ -8,6 +8,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "base/pyformat.h"
 #include "io/atomic_file.h"
@@ -69,38 +70,60 @@ double relate_now(void)
     return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }
 
-void relate_progress_begin(relate_progress *p, FILE *out, bool enabled, const char *label, int64_t total)
+relate_progress_mode relate_progress_mode_for(FILE *out, double log_every)
+{
+    if (out && isatty(fileno(out)))
+        return RELATE_PROGRESS_BAR;
+    return log_every > 0 ? RELATE_PROGRESS_LINES : RELATE_PROGRESS_OFF;
+}
+
+void relate_progress_begin(relate_progress *p, FILE *out, relate_progress_mode mode, double every, const char *label,
+                           int64_t total, int64_t first, int64_t later_steps)
 {
     p->out = out;
-    p->enabled = enabled && out;
-    p->start = relate_now();
+    p->mode = out ? mode : RELATE_PROGRESS_OFF;
+    p->every = every;
+    p->start = p->last = relate_now();
     p->total = total;
+    p->first = first;
+    p->later_steps = later_steps;
     snprintf(p->label, sizeof p->label, "%s", label);
 }
 
 void relate_progress_update(relate_progress *p, int64_t done, int64_t images, const char *extra)
 {
-    if (!p->enabled)
+    if (p->mode == RELATE_PROGRESS_OFF)
         return;
-    double el = relate_now() - p->start;
-    double rate = el > 0 ? (double)images / el : 0.0;
-    double eta = done > 0 ? el / (double)done * (double)(p->total - done) : 0.0;
-    char eta_s[32];
-    relate_format_hms(eta_s, sizeof eta_s, eta);
-    const int width = 24;
-    int fill = p->total > 0 ? (int)(width * done / p->total) : 0;
-    char bar[32];
-    for (int i = 0; i < width; i++)
-        bar[i] = i < fill ? '#' : '.';
-    bar[width] = 0;
-    fprintf(p->out, "\r%s %lld/%lld [%s] %.0f img/s ETA %s %s\033[K", p->label, (long long)done, (long long)p->total,
-            bar, rate, eta_s, extra ? extra : "");
+    const double now = relate_now();
+    if (p->mode == RELATE_PROGRESS_LINES && now - p->last < p->every && done < p->total)
+        return;
+    p->last = now;
+    const double el = now - p->start;
+    const int64_t here = done - p->first; /* steps timed in this process */
+    const double per_step = here > 0 ? el / (double)here : 0.0;
+    const double rate = el > 0 ? (double)images / el : 0.0;
+    char eta[32], run_eta[32];
+    relate_format_hms(eta, sizeof eta, per_step * (double)(p->total - done));
+    relate_format_hms(run_eta, sizeof run_eta, per_step * (double)(p->total - done + p->later_steps));
+    if (p->mode == RELATE_PROGRESS_BAR) {
+        const int width = 24;
+        int fill = p->total > 0 ? (int)(width * done / p->total) : 0;
+        char bar[32];
+        for (int i = 0; i < width; i++)
+            bar[i] = i < fill ? '#' : '.';
+        bar[width] = 0;
+        fprintf(p->out, "\r%s %lld/%lld [%s] %.0f img/s %.3f s/step ETA %s (run %s) %s\033[K", p->label,
+                (long long)done, (long long)p->total, bar, rate, per_step, eta, run_eta, extra ? extra : "");
+    } else {
+        fprintf(p->out, "[relate] %s step %lld/%lld | %.0f img/s | %.3f s/step | %s | epoch ETA %s | run ETA %s\n",
+                p->label, (long long)done, (long long)p->total, rate, per_step, extra ? extra : "", eta, run_eta);
+    }
     fflush(p->out);
 }
 
 void relate_progress_clear(relate_progress *p)
 {
-    if (!p->enabled)
+    if (p->mode != RELATE_PROGRESS_BAR)
         return;
     fprintf(p->out, "\r\033[K");
     fflush(p->out);
@@ -131,11 +154,12 @@ static relate_status log_flush(relate_epoch_log *log, relate_error *err)
     return relate_atomic_commit(&f, err);
 }
 
-relate_status relate_epoch_log_open(relate_epoch_log *log, const char *path, int keep_before, relate_error *err)
+relate_status relate_epoch_log_open(relate_epoch_log *log, const char *path, const char *columns, int keep_before,
+                                    relate_error *err)
 {
     memset(log, 0, sizeof *log);
     snprintf(log->path, sizeof log->path, "%s", path);
-    if (log_add(log, "epoch,loss,score\n", err) != RELATE_OK)
+    if (log_add(log, columns, err) != RELATE_OK || log_add(log, "\n", err) != RELATE_OK)
         return err->code;
     FILE *old = keep_before > 0 ? fopen(path, "r") : NULL;
     if (old) {

@@ -22,15 +22,34 @@ relate_status relate_mkdirs(const char *path, relate_error *err);
 void relate_format_hms(char *buf, size_t size, double seconds);
 double relate_now(void);
 
-/* A one-line progress bar redrawn in place on a terminal. */
+/* Progress of an epoch, on stderr so that stdout keeps the reference's lines: a one-line bar
+ * redrawn in place on a terminal, or else (a batch log: nohup, Slurm) a plain line every `every`
+ * seconds. Both show images per second (images, not views), seconds per step and the time left
+ * in the epoch and in the whole run. */
+typedef enum relate_progress_mode {
+    RELATE_PROGRESS_OFF,
+    RELATE_PROGRESS_BAR,
+    RELATE_PROGRESS_LINES
+} relate_progress_mode;
+
 typedef struct relate_progress {
     FILE *out;
-    bool enabled;
-    double start;
-    int64_t total;
+    relate_progress_mode mode;
+    double every;          /* LINES: seconds between lines */
+    double start, last;    /* when the epoch (re)started; when a line was last printed */
+    int64_t total;         /* steps of the epoch */
+    int64_t first;         /* steps already done when it (re)started (a resumed epoch) */
+    int64_t later_steps;   /* steps of the run after this epoch */
     char label[64];
 } relate_progress;
-void relate_progress_begin(relate_progress *p, FILE *out, bool enabled, const char *label, int64_t total);
+
+/* The mode for a stage: a bar when stderr is a terminal, else lines every log_every seconds
+ * (0: none). */
+relate_progress_mode relate_progress_mode_for(FILE *out, double log_every);
+void relate_progress_begin(relate_progress *p, FILE *out, relate_progress_mode mode, double every, const char *label,
+                           int64_t total, int64_t first, int64_t later_steps);
+/* done: steps of the epoch finished (first included); images: images they held since the
+ * (re)start; extra: e.g. the running loss. */
 void relate_progress_update(relate_progress *p, int64_t done, int64_t images, const char *extra);
 void relate_progress_clear(relate_progress *p);
 
@@ -41,9 +60,11 @@ typedef struct relate_epoch_log {
     char *text;
     size_t len, cap;
 } relate_epoch_log;
-/* Starts the log with its header line; `keep_before` >= 0 keeps the lines of epochs below it from
- * an existing file (a resumed run), otherwise the file starts afresh. */
-relate_status relate_epoch_log_open(relate_epoch_log *log, const char *path, int keep_before, relate_error *err);
+/* Starts the log with its header line ("epoch,loss,score" for stage 1, spec 1.5; "epoch,loss,accuracy" for
+ * stage 2); `keep_before` > 0 keeps the lines of epochs below it from an existing file (a resumed
+ * run), otherwise the file starts afresh. */
+relate_status relate_epoch_log_open(relate_epoch_log *log, const char *path, const char *columns, int keep_before,
+                                    relate_error *err);
 relate_status relate_epoch_log_append(relate_epoch_log *log, int epoch, double loss, double score, relate_error *err);
 void relate_epoch_log_close(relate_epoch_log *log);
 

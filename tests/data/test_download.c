@@ -1,6 +1,7 @@
 /* test_download.c: relate_download against file:// URLs of small archives the test builds:
  * fresh download + extraction, idempotence, resuming a partial file, checksum mismatch, a
- * missing source, unsafe archive entries and an archive without the expected folder.
+ * missing source (no .part left), data already extracted without relate, unsafe archive entries
+ * and an archive without the expected folder.
  * Not a network test: nothing leaves this machine. */
 #define _POSIX_C_SOURCE 200809L
 #include <archive.h>
@@ -127,6 +128,44 @@ int main(void)
     memset(&err, 0, sizeof err);
     CHECK(relate_download(&gone, root, &quiet, &err) == RELATE_ERR_IO);
     CHECK(strstr(err.msg, "download failed") && strstr(err.msg, md5));
+    /* ... leaves no .part behind, and its advice names the data root. */
+    snprintf(p, sizeof p, "%s/mini.tar.gz.part", root);
+    CHECK_MSG(!exists(p), "a failed download left %s", p);
+    char want[600];
+    snprintf(want, sizeof want, "relate download mini --data_root=%s", root);
+    CHECK_MSG(strstr(err.msg, want) && strstr(err.msg, "--keep_partial=True"), "%s", err.msg);
+
+    /* A dataset already extracted without relate (by hand, by torchvision) and readable is not
+     * downloaded again: here a CIFAR-10 subset of 2 records per file, and an unreachable URL. */
+    snprintf(root, sizeof root, "%s/root_cifar", dir);
+    mkdir(root, 0777);
+    snprintf(p, sizeof p, "%s/cifar-10-batches-bin", root);
+    mkdir(p, 0777);
+    const char *batches[] = {"data_batch_1.bin", "data_batch_2.bin", "data_batch_3.bin", "data_batch_4.bin",
+                             "data_batch_5.bin", "test_batch.bin"};
+    static unsigned char rec[2 * 3073];
+    for (int r = 0; r < 2; r++) {
+        rec[r * 3073] = (unsigned char)(r + 3);
+        for (int i = 1; i < 3073; i++)
+            rec[r * 3073 + i] = (unsigned char)(i * 13 + r);
+    }
+    for (int b = 0; b < 6; b++) {
+        snprintf(p, sizeof p, "%s/cifar-10-batches-bin/%s", root, batches[b]);
+        FILE *f = fopen(p, "wb");
+        CHECK(f && fwrite(rec, 1, sizeof rec, f) == sizeof rec && fclose(f) == 0);
+    }
+    relate_download_spec cifar = *relate_download_find("cifar10");
+    cifar.url = "file:///nonexistent/relate/cifar-10-binary.tar.gz";
+    memset(&err, 0, sizeof err);
+    CHECK_MSG(relate_download(&cifar, root, &quiet, &err) == RELATE_OK, "%s", err.msg);
+    snprintf(p, sizeof p, "%s/cifar-10-binary.tar.gz.part", root);
+    CHECK(!exists(p));
+    /* ... while a folder that does not read as the dataset (a file missing) is downloaded. */
+    snprintf(p, sizeof p, "%s/cifar-10-batches-bin/test_batch.bin", root);
+    CHECK(remove(p) == 0);
+    memset(&err, 0, sizeof err);
+    CHECK(relate_download(&cifar, root, &quiet, &err) == RELATE_ERR_IO);
+    CHECK_MSG(strstr(err.msg, "download failed"), "%s", err.msg);
 
     /* An entry that climbs out of the data root is refused and nothing lands outside. */
     char evil[512];

@@ -23,11 +23,19 @@ expect() {
 }
 FM=(--dataset=fashionmnist --backbone=conv4 --seed=1 --num_workers=2)
 
-expect 2 "unknown flag '--epoch'" -- "$RELATE" train_unsupervised --epoch=3
+expect 2 "unknown flag '--epoch' (did you mean '--epochs'?)" -- "$RELATE" train_unsupervised --epoch=3
+expect 2 "unknown flag '--finetun' (did you mean '--finetune'?)" -- "$RELATE" lineval --finetun=True
 expect 2 "expects an integer" -- "$RELATE" train_unsupervised --K=four
-expect 2 "unknown method 'relnet'" -- "$RELATE" train_unsupervised "${FM[@]}" --method=relnet
-expect 2 "aggregation" -- "$RELATE" train_unsupervised "${FM[@]}" --aggregation=concat
-expect 2 "backbone" -- "$RELATE" train_unsupervised "${FM[@]}" --backbone=resnet99
+expect 2 "unknown --method 'relnet'; valid: relationnet" -- "$RELATE" train_unsupervised "${FM[@]}" --method=relnet
+expect 2 "unknown --method 'simlcr' (did you mean 'simclr'?)" -- "$RELATE" train_unsupervised "${FM[@]}" --method=simlcr
+expect 2 "aggregation 'concat'" -- "$RELATE" train_unsupervised "${FM[@]}" --aggregation=concat
+expect 2 "aggregation 'mena' (did you mean 'mean'?)" -- "$RELATE" train_unsupervised "${FM[@]}" --aggregation=mena
+expect 2 "unknown dataset 'fashionmnst' (did you mean 'fashionmnist'?)" -- "$RELATE" train_unsupervised --dataset=fashionmnst
+# A wrong backbone is named as such before any data is looked for (it once said "CIFAR-10 not found").
+expect 2 "unknown --backbone 'resnet18' (did you mean 'resnet8'?)" -- "$RELATE" train_unsupervised --backbone=resnet18 \
+  --data_root=nowhere
+expect 2 "unknown --backbone 'resnet99'" -- "$RELATE" lineval --backbone=resnet99 --data_root=nowhere --checkpoint=x.tar
+expect 2 "unknown --backbone 'resnet99'" -- "$RELATE" test --backbone=resnet99 --data_root=nowhere --checkpoint=x.tar
 expect 1 "relate download cifar10" -- "$RELATE" train_unsupervised --dataset=cifar10 --data_root=nowhere
 expect 1 "nothing.tar" -- "$RELATE" train_linear_evaluation "${FM[@]}" --checkpoint=nothing.tar
 # Every integer flag is range-checked before anything is loaded or allocated.
@@ -56,9 +64,70 @@ expect 1 "foreign.tar" -- "$RELATE" train_linear_evaluation "${FM[@]}" --checkpo
 R=checkpoint/randomweights/fashionmnist/randomweights_fashionmnist_conv4_seed_1.tar
 head -c 5000 $R > truncated.tar
 expect 1 "truncated.tar" -- "$RELATE" train_linear_evaluation "${FM[@]}" --checkpoint=truncated.tar
-expect 1 "resnet8" -- "$RELATE" train_linear_evaluation --dataset=fashionmnist --backbone=resnet8 --checkpoint=$R
+expect 2 "holds a conv4 backbone, but --backbone=resnet8: pass --backbone=conv4 or leave --backbone out" -- \
+  "$RELATE" train_linear_evaluation --dataset=fashionmnist --backbone=resnet8 --checkpoint=$R
 expect 1 "classifier" -- "$RELATE" test --dataset=fashionmnist --checkpoint=$R
 expect 2 "method randomweights" -- "$RELATE" train_unsupervised "${FM[@]}" --K=4 --checkpoint=$R
+
+# Stages 2 and 3 take the backbone the checkpoint records (no --backbone), refuse to overwrite an
+# earlier stage 2, and warn when the test set is not the one the classifier was trained on. On two
+# small image folders of 32x32 PNGs, so that resnet8 runs in a moment even under the sanitizers.
+for d in small small2; do
+  for cls in 1 2; do
+    mkdir -p $d/train/$cls $d/test/$cls
+    for k in 1 2 3; do
+      "$RELATE" data --dataset=fashionmnist --preview=$d/train/$cls/$k.png --method=standard --rows=1 --views=1 \
+        --seed=$k$cls > /dev/null || { echo "FAIL: preview"; FAILS=$((FAILS + 1)); }
+    done
+    cp $d/train/$cls/1.png $d/test/$cls/1.png
+  done
+done
+"$RELATE" train_unsupervised --dataset=folder:small@32 --backbone=resnet8 --method=randomweights > /dev/null \
+  || { echo "FAIL: randomweights resnet8"; FAILS=$((FAILS + 1)); }
+R8=checkpoint/randomweights/folder_small_32/randomweights_folder_small_32_resnet8_seed_1.tar
+S2=(--dataset=folder:small@32 --epochs=2 --data_size=2 --method=randomweights --checkpoint=$R8)
+if "$RELATE" lineval "${S2[@]}" > s2.txt 2> s2.err && grep -q "^\[INFO\] Backbone resnet8, as $R8 records" s2.txt; then
+  echo "ok: stage 2 takes resnet8 from the checkpoint"
+else
+  echo "FAIL: stage 2 without --backbone"; cat s2.txt s2.err; FAILS=$((FAILS + 1))
+fi
+L8=checkpoint/randomweights/folder_small_32/randomweights_folder_small_32_resnet8_seed_1_epoch_2_linear_evaluation.tar
+grep -q "^(Epoch 1) training loss (epoch mean): [0-9.e-]*; training accuracy: [0-9.]*%$" s2.txt \
+  || { echo "FAIL: stage-2 epoch line"; cat s2.txt; FAILS=$((FAILS + 1)); }
+LOG8=checkpoint/randomweights/folder_small_32/log_randomweights_folder_small_32_resnet8_seed_1_epoch_2_linear_evaluation.csv
+[ "$(head -1 $LOG8)" = "epoch,loss,accuracy" ] && [ "$(wc -l < $LOG8)" = 3 ] \
+  || { echo "FAIL: stage-2 log"; cat $LOG8; FAILS=$((FAILS + 1)); }
+md5sum $L8 > l8.md5
+expect 2 "exists (a stage 2 of $R8): relate does not overwrite" -- "$RELATE" lineval "${S2[@]}"
+md5sum -c --quiet l8.md5 || { echo "FAIL: the refused stage 2 changed $L8"; FAILS=$((FAILS + 1)); }
+# The stage 2 of another stage-1 file takes a name that carries that file's, and says so.
+"$RELATE" train_unsupervised --dataset=folder:small@32 --backbone=resnet8 --method=randomweights --id=two > /dev/null
+R8B=checkpoint/randomweights/folder_small_32/randomweights_two_folder_small_32_resnet8_seed_1.tar
+L8B=${L8%.tar}_of_randomweights_two_folder_small_32_resnet8_seed_1.tar
+if "$RELATE" lineval "${S2[@]/--checkpoint=$R8/--checkpoint=$R8B}" > s2c.txt 2> s2c.err \
+  && grep -q "holds the stage 2 of $R8; this one goes to ./$L8B" s2c.txt && [ -f "$L8B" ]; then
+  echo "ok: a second stage-1 file's stage 2 gets its own name"
+else
+  echo "FAIL: stage 2 of a second checkpoint"; cat s2c.txt s2c.err; FAILS=$((FAILS + 1))
+fi
+md5sum -c --quiet l8.md5 || { echo "FAIL: the second stage 2 changed $L8"; FAILS=$((FAILS + 1)); }
+expect 2 "exists (a stage 2 of $R8B)" -- "$RELATE" lineval "${S2[@]/--checkpoint=$R8/--checkpoint=$R8B}"
+if "$RELATE" test --dataset=folder:small@32 --checkpoint=$L8 > t8.txt 2> t8.err \
+  && grep -q "^Test loss: [0-9.e-]*$" t8.txt && ! grep -q WARN t8.err; then
+  echo "ok: test takes resnet8 from the stage-2 file; its loss has no percent sign"
+else
+  echo "FAIL: test without --backbone"; cat t8.txt t8.err; FAILS=$((FAILS + 1))
+fi
+"$RELATE" test --dataset=folder:small2@32 --checkpoint=$L8 > /dev/null 2> t8b.err \
+  && grep -q "classifier was trained on folder:small@32; testing on folder:small2@32" t8b.err \
+  && echo "ok: test on another dataset warns" \
+  || { echo "FAIL: cross-dataset test warning"; cat t8b.err; FAILS=$((FAILS + 1)); }
+expect 2 "holds a resnet8 backbone, but --backbone=conv4" -- "$RELATE" test --dataset=folder:small@32 --backbone=conv4 \
+  --checkpoint=$L8
+"$RELATE" lineval "${S2[@]/--dataset=folder:small@32/--dataset=folder:small2@32}" > /dev/null 2> s2b.err \
+  && grep -q "was pretrained on folder:small@32; this evaluation uses folder:small2@32 (cross-domain)" s2b.err \
+  && echo "ok: stage 2 on another dataset warns" \
+  || { echo "FAIL: cross-domain stage-2 warning"; cat s2b.err; FAILS=$((FAILS + 1)); }
 
 # Past a file-size limit a save fails with a message (EFBIG), not a silent SIGXFSZ death, and
 # leaves no temporary file.

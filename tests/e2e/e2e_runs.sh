@@ -39,6 +39,20 @@ done
 grep -q '"limit_train_batches": 8' "$D/${S}_args.json" || fail "args.json lacks the run's flags"
 grep -q '"command": "relate train_unsupervised .*--id=straight"' "$D/${S}_args.json" || fail "args.json lacks the command"
 
+# Progress off a terminal: a plain line on stderr at least at the end of every epoch (stdout keeps
+# the reference's lines), whose img/s counts images, not views: img/s x s/step = the 32 images of
+# a step (the K=4 views would make it 128).
+for e in 0 1 2; do
+  grep -q "^\[relate\] Epoch \[$e/3\] step 8/8 | [0-9]* img/s | [0-9.]* s/step | loss [0-9.]* | epoch ETA 00:00:00 | run ETA" \
+    straight.err || fail "no progress line for epoch $e on stderr: $(cat straight.err)"
+done
+grep -q '^\[relate\]' straight.txt && fail "progress lines on stdout"
+awk -F'|' '/step 8\/8/ { split($2, a, " "); split($3, b, " "); p = a[1] * b[1];
+  if (p < 24 || p > 40) { print "img/s x s/step = " p; bad = 1 } } END { exit bad }' straight.err \
+  || fail "img/s does not count images"
+grep -q "^\[INFO\] --limit_train_batches=8: each epoch runs 8 of its 1875 batches$" straight.txt \
+  || fail "--limit_train_batches not announced"
+
 # A second run with the same name: refused (exit 2), nothing of the first run changes.
 md5sum $D/* > before.md5
 set +e
@@ -129,8 +143,9 @@ saved() { sed -n 's/^\[relate\] epoch \([0-9]*\) saved in .*_last.tar$/\1/p' "$1
 [ "$(saved every1.err)" = "1 2 3 4 5 6 7 8 " ] || fail "--save_every=1 saved after epochs $(saved every1.err)"
 "$RELATE" train_unsupervised "${E8[@]}" --id=every3 --save_every=3 > /dev/null 2> every3.err
 [ "$(saved every3.err)" = "2 3 4 6 8 " ] || fail "--save_every=3 saved after epochs $(saved every3.err)"
-"$RELATE" train_unsupervised "${E8[@]}" --id=every0 --save_every=0 > /dev/null 2> every0.err
+"$RELATE" train_unsupervised "${E8[@]}" --id=every0 --save_every=0 --log_every=0 > /dev/null 2> every0.err
 [ "$(saved every0.err)" = "2 4 6 8 " ] || fail "--save_every=0 saved after epochs $(saved every0.err)"
+grep -q "^\[relate\] Epoch" every0.err && fail "--log_every=0 printed progress"
 
 # --resume=auto with nothing to resume starts the run, and says so.
 "$RELATE" train_unsupervised "${E8[@]}" --id=fresh --resume=auto > fresh.txt 2> /dev/null
