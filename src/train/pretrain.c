@@ -332,7 +332,7 @@ relate_status relate_pretrain(const relate_pretrain_options *o, relate_error *er
     const relate_split_kind sk = relate_method_split(m, &ds.info);
     const relate_split *split = relate_dataset_split(&ds, sk);
     const bool have_split = split && split->present && split->count > 0;
-    if (!(args = relate_run_args_json(o, &m->cfg, have_split ? (long long)split->count : 0LL))) {
+    if (!(args = relate_run_args_json(o, &m->cfg, have_split ? split : NULL))) {
         st = relate_error_set(err, RELATE_ERR_NOMEM, "out of memory");
         goto done;
     }

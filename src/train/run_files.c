@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <zlib.h>
 
 #include "io/atomic_file.h"
 #include "train/run_files.h"
@@ -16,8 +17,26 @@
 
 static const size_t canonical_flags = JSON_COMPACT | JSON_SORT_KEYS;
 
-char *relate_run_args_json(const relate_pretrain_options *o, const relate_method_config *mc, long long train_images)
+/* CRC-32 (zlib's) of a split's pixels, then its labels: 0.05 s for CIFAR-10's 150 MB, and it
+ * tells a run on other data from a run on the same, whatever the folder is called. */
+static unsigned long split_crc32(const relate_split *sp)
 {
+    uLong c = crc32_z(0L, Z_NULL, 0);
+    if (!sp)
+        return c;
+    const size_t npix = (size_t)sp->count * (size_t)sp->width * (size_t)sp->height * 3;
+    if (sp->pixels)
+        c = crc32_z(c, sp->pixels, npix);
+    if (sp->labels)
+        c = crc32_z(c, (const Bytef *)sp->labels, (size_t)sp->count * sizeof *sp->labels);
+    return c;
+}
+
+char *relate_run_args_json(const relate_pretrain_options *o, const relate_method_config *mc, const relate_split *split)
+{
+    const bool have = split && split->present && split->count > 0;
+    char crc[16];
+    snprintf(crc, sizeof crc, "%08lx", have ? split_crc32(split) : 0UL);
     json_t *a = json_object();
     if (!a)
         return NULL;
@@ -29,7 +48,8 @@ char *relate_run_args_json(const relate_pretrain_options *o, const relate_method
     json_object_set_new(a, "aggregation", relationnet ? json_string(mc->aggregation) : json_null());
     json_object_set_new(a, "K", relationnet ? json_integer(mc->K) : json_null());
     json_object_set_new(a, "dataset", json_string(o->dataset));
-    json_object_set_new(a, "train_images", json_integer(train_images));
+    json_object_set_new(a, "train_images", json_integer(have ? split->count : 0));
+    json_object_set_new(a, "train_data_crc32", json_string(crc));
     json_object_set_new(a, "seed", json_integer((json_int_t)mc->seed));
     json_object_set_new(a, "epochs", json_integer(o->epochs));
     json_object_set_new(a, "data_size", json_integer(o->data_size));

@@ -14,9 +14,10 @@
 
 /* The hyperparameters that decide a stage-1 run's numbers, as canonical JSON (sorted keys, no
  * spaces): method, backbone, aggregation, K, dataset, seed, epochs, data_size,
- * limit_train_batches, the training split's size, and relate's version. Every checkpoint stores
+ * limit_train_batches, relate's version, and the data's fingerprint: the training split's size
+ * and the CRC-32 of its pixels and labels (split may be NULL: no data). Every checkpoint stores
  * it under "args"; HEADER_args.json holds it too. NULL when out of memory; free() it. */
-char *relate_run_args_json(const relate_pretrain_options *o, const relate_method_config *mc, long long train_images);
+char *relate_run_args_json(const relate_pretrain_options *o, const relate_method_config *mc, const relate_split *split);
 
 /* How many files of run HEADER are in folder; the name of the first one found goes to first. */
 int relate_run_files_find(const char *folder, const char *header, char *first, size_t size);
