@@ -28,7 +28,8 @@ def main():
     names = ["golden_kernels", "golden_backbones", "golden_optim", "golden_images", "golden_resize"]
     # Generators that later issues add register themselves by existing.
     for extra in ("golden_transforms", "golden_relationnet", "golden_simclr", "golden_rotationnet",
-                  "golden_deepinfomax", "golden_deepcluster", "golden_augment_stats", "golden_trajectory"):
+                  "golden_deepinfomax", "golden_deepcluster", "golden_augment_stats", "golden_trajectory",
+                  "golden_knn"):
         if os.path.exists(os.path.join(HERE, extra + ".py")):
             names.append(extra)
     only = set(x.strip() for x in args.only.split(",") if x.strip())

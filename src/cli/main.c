@@ -18,6 +18,7 @@ int relate_cmd_pretrain(int argc, char **argv);  /* cmd_train.c */
 int relate_cmd_lineval(int argc, char **argv);   /* cmd_train.c */
 int relate_cmd_test(int argc, char **argv);      /* cmd_train.c */
 int relate_cmd_export(int argc, char **argv);    /* cmd_export.c */
+int relate_cmd_knn(int argc, char **argv);       /* cmd_knn.c */
 
 static int cmd_info(int argc, char **argv)
 {
@@ -74,7 +75,8 @@ static void usage(FILE *out)
             "  test                      stage 3, test accuracy of a stage-2 checkpoint\n"
             "  data                      a dataset's splits, classes, image size and normalisation\n"
             "  download                  fetch, verify (MD5) and extract a dataset archive\n"
-            "  export                    a checkpoint's backbone as safetensors\n\n"
+            "  export                    a checkpoint's backbone as safetensors\n"
+            "  knn                       weighted kNN accuracy of a checkpoint's frozen features\n\n"
             "Run `relate <command> --help` for its flags.\n",
             RELATE_VERSION);
 }
@@ -112,6 +114,8 @@ int main(int argc, char **argv)
         return relate_cmd_test(argc - 2, argv + 2);
     if (strcmp(cmd, "export") == 0)
         return relate_cmd_export(argc - 2, argv + 2);
+    if (strcmp(cmd, "knn") == 0)
+        return relate_cmd_knn(argc - 2, argv + 2);
     fprintf(stderr, "relate: unknown command '%s'\n\n", cmd);
     usage(stderr);
     return 2;

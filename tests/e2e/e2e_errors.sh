@@ -129,6 +129,14 @@ expect 2 "holds a resnet8 backbone, but --backbone=conv4" -- "$RELATE" test --da
   && echo "ok: stage 2 on another dataset warns" \
   || { echo "FAIL: cross-domain stage-2 warning"; cat s2b.err; FAILS=$((FAILS + 1)); }
 
+# kNN evaluation of a checkpoint's frozen features (the backbone from the file), and its flags.
+"$RELATE" knn --dataset=folder:small@32 --checkpoint=$R8 --k=3 > knn.txt 2> knn.err \
+  && grep -q "^kNN (k=3, T=0.1) top-1: [0-9.]*%; top-5: 100.00%$" knn.txt \
+  && echo "ok: relate knn: $(tail -1 knn.txt)" || { echo "FAIL: relate knn"; cat knn.txt knn.err; FAILS=$((FAILS + 1)); }
+expect 2 "checkpoint is required" -- "$RELATE" knn --dataset=folder:small@32
+expect 2 "temperature expects a positive number, got '-1'" -- "$RELATE" knn --checkpoint=$R8 --temperature=-1
+expect 2 "k must be between 1" -- "$RELATE" knn --checkpoint=$R8 --k=0
+
 # Past a file-size limit a save fails with a message (EFBIG), not a silent SIGXFSZ death, and
 # leaves no temporary file.
 (ulimit -f 40; "$RELATE" train_unsupervised "${FM[@]}" --method=randomweights --id=fsize > /dev/null 2> fsize_err.txt)

@@ -1,0 +1,57 @@
+/* relate/knn.h: the weighted k-nearest-neighbour classifier that judges frozen self-supervised
+ * features without training anything (InstDisc, Wu et al. 2018; the protocol of solo-learn and
+ * lightly), and its command-line stage.
+ * Not linear evaluation (relate/train.h): no classifier is trained here.
+ *
+ *   relate_knn_options o = relate_knn_defaults();            // k = 200, T = 0.1
+ *   double top1, top5;
+ *   relate_knn_classify(train, train_labels, ntrain, test, test_labels, ntest, d, classes, &o,
+ *                       NULL, &top1, &top5, &err);
+ */
+#ifndef RELATE_KNN_H
+#define RELATE_KNN_H
+
+#include <stdint.h>
+#include <stdio.h>
+
+#include "relate/status.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct relate_knn_options {
+    int k;              /* neighbours that vote (min(k, ntrain) are used) */
+    double temperature; /* a neighbour's vote is exp(cosine similarity / temperature) */
+} relate_knn_options;
+
+relate_knn_options relate_knn_defaults(void);
+
+/* Classifies every test row by its k most similar training rows: rows are L2-normalised,
+ * similarity is their dot product, each neighbour adds exp(sim / T) to its label's score, and
+ * classes are ranked by score. top1/top5: the percentage of test rows whose label ranks first /
+ * among the first five. pred (may be NULL): each test row's first-ranked class. Labels must lie
+ * in [0, classes). Features are [n, d] row-major and are not modified. */
+relate_status relate_knn_classify(const float *train, const int32_t *train_labels, int64_t ntrain, const float *test,
+                                  const int32_t *test_labels, int64_t ntest, int d, int classes,
+                                  const relate_knn_options *o, int32_t *pred, double *top1, double *top5,
+                                  relate_error *err);
+
+/* `relate knn`: the eval-mode features of a checkpoint's backbone on a dataset's training split
+ * (the neighbours) and test split (the queries), then relate_knn_classify. */
+typedef struct relate_knn_stage_options {
+    const char *checkpoint;  /* any relate or reference checkpoint holding a backbone */
+    const char *backbone;    /* "" or NULL: the one the checkpoint records, else conv4 */
+    const char *dataset, *data_root;
+    int data_size;           /* batch size of the feature pass */
+    relate_knn_options knn;
+    FILE *out;
+    double top1, top5;       /* out */
+} relate_knn_stage_options;
+
+relate_status relate_knn_stage(relate_knn_stage_options *o, relate_error *err);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,209 @@
+/* knn.c: the weighted kNN classifier of relate/knn.h and the `relate knn` stage.
+ * Similarities come from OpenBLAS in blocks of test rows, so a 10,000 x 60,000 comparison never
+ * holds more than one block's row of scores per test feature. */
+#include <cblas.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "relate/checkpoint.h"
+#include "relate/knn.h"
+#include "relate/train.h"
+
+relate_knn_options relate_knn_defaults(void) { return (relate_knn_options){.k = 200, .temperature = 0.1}; }
+
+enum { KNN_BLOCK = 256 }; /* test rows per similarity block */
+
+/* Rows scaled to unit length (a zero row stays zero), into a new buffer. */
+static float *normalised(const float *x, int64_t n, int d)
+{
+    float *y = malloc((size_t)(n > 0 ? n : 1) * (size_t)d * sizeof *y);
+    if (!y)
+        return NULL;
+    for (int64_t i = 0; i < n; i++) {
+        const float *r = x + i * d;
+        double ss = 0.0;
+        for (int j = 0; j < d; j++)
+            ss += (double)r[j] * r[j];
+        /* F.normalize's eps: rows shorter than 1e-12 are divided by 1e-12. */
+        const double inv = 1.0 / (sqrt(ss) > 1e-12 ? sqrt(ss) : 1e-12);
+        for (int j = 0; j < d; j++)
+            y[i * d + j] = (float)(r[j] * inv);
+    }
+    return y;
+}
+
+/* A min-heap of the k largest (similarity, index) pairs seen so far. */
+typedef struct neighbour {
+    float sim;
+    int64_t index;
+} neighbour;
+
+static void sift_down(neighbour *h, int n, int i)
+{
+    for (;;) {
+        int l = 2 * i + 1, r = l + 1, m = i;
+        if (l < n && h[l].sim < h[m].sim)
+            m = l;
+        if (r < n && h[r].sim < h[m].sim)
+            m = r;
+        if (m == i)
+            return;
+        neighbour t = h[i];
+        h[i] = h[m];
+        h[m] = t;
+        i = m;
+    }
+}
+
+static void top_k(const float *sims, int64_t n, int k, neighbour *h)
+{
+    for (int i = 0; i < k; i++)
+        h[i] = (neighbour){sims[i], i};
+    for (int i = k / 2 - 1; i >= 0; i--)
+        sift_down(h, k, i);
+    for (int64_t j = k; j < n; j++)
+        if (sims[j] > h[0].sim) {
+            h[0] = (neighbour){sims[j], j};
+            sift_down(h, k, 0);
+        }
+}
+
+relate_status relate_knn_classify(const float *train, const int32_t *train_labels, int64_t ntrain, const float *test,
+                                  const int32_t *test_labels, int64_t ntest, int d, int classes,
+                                  const relate_knn_options *o, int32_t *pred, double *top1, double *top5,
+                                  relate_error *err)
+{
+    const relate_knn_options opt = o ? *o : relate_knn_defaults();
+    if (ntrain < 1 || ntest < 1 || d < 1 || classes < 1 || opt.k < 1 || !(opt.temperature > 0))
+        return relate_error_set(err, RELATE_ERR_ARG, "kNN: needs training and test rows, d >= 1, classes >= 1, k >= 1 "
+                                                     "and a positive temperature");
+    for (int64_t i = 0; i < ntrain; i++)
+        if (train_labels[i] < 0 || train_labels[i] >= classes)
+            return relate_error_set(err, RELATE_ERR_ARG, "kNN: training label %d of row %lld is outside [0, %d)",
+                                    train_labels[i], (long long)i, classes);
+    for (int64_t i = 0; i < ntest; i++)
+        if (test_labels[i] < 0 || test_labels[i] >= classes)
+            return relate_error_set(err, RELATE_ERR_ARG, "kNN: test label %d of row %lld is outside [0, %d)",
+                                    test_labels[i], (long long)i, classes);
+    const int k = opt.k < ntrain ? opt.k : (int)ntrain;
+    float *tr = normalised(train, ntrain, d), *te = normalised(test, ntest, d);
+    float *sims = malloc((size_t)KNN_BLOCK * (size_t)ntrain * sizeof *sims);
+    neighbour *heap = malloc((size_t)k * sizeof *heap);
+    double *votes = malloc((size_t)classes * sizeof *votes);
+    relate_status st = RELATE_OK;
+    if (!tr || !te || !sims || !heap || !votes) {
+        st = relate_error_set(err, RELATE_ERR_NOMEM, "kNN: out of memory for %lld x %lld similarities",
+                              (long long)KNN_BLOCK, (long long)ntrain);
+        goto done;
+    }
+    int64_t hit1 = 0, hit5 = 0;
+    for (int64_t b0 = 0; b0 < ntest; b0 += KNN_BLOCK) {
+        const int nb = (int)(ntest - b0 < KNN_BLOCK ? ntest - b0 : KNN_BLOCK);
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, nb, (int)ntrain, d, 1.0f, te + b0 * d, d, tr, d, 0.0f,
+                    sims, (int)ntrain);
+        for (int r = 0; r < nb; r++) {
+            top_k(sims + (size_t)r * ntrain, ntrain, k, heap);
+            memset(votes, 0, (size_t)classes * sizeof *votes);
+            /* float32 weights, summed in double: the ranking of a float32 scatter_add, up to ties */
+            for (int i = 0; i < k; i++)
+                votes[train_labels[heap[i].index]] += (double)expf((float)(heap[i].sim / opt.temperature));
+            int best = 0;
+            for (int c = 1; c < classes; c++)
+                if (votes[c] > votes[best])
+                    best = c;
+            const int32_t y = test_labels[b0 + r];
+            int above = 0; /* classes ranked before the true one */
+            for (int c = 0; c < classes; c++)
+                above += votes[c] > votes[y];
+            hit1 += best == y;
+            hit5 += above < 5;
+            if (pred)
+                pred[b0 + r] = best;
+        }
+    }
+    *top1 = 100.0 * (double)hit1 / (double)ntest;
+    *top5 = 100.0 * (double)hit5 / (double)ntest;
+done:
+    free(tr);
+    free(te);
+    free(sims);
+    free(heap);
+    free(votes);
+    return st;
+}
+
+/* The backbone of any checkpoint: its `backbone` entry or a bare state dict; the name from
+ * --backbone, else the file's backbone_name, else conv4 (the reference's default). */
+static relate_status load_backbone(relate_backbone *bb, bool *made, const relate_knn_stage_options *o,
+                                   relate_error *err)
+{
+    relate_ckpt *c;
+    if (relate_ckpt_open(&c, o->checkpoint, err) != RELATE_OK)
+        return err->code;
+    const char *stored = NULL;
+    relate_error e = {0};
+    relate_ckpt_get_str(c, "backbone_name", &stored, &e);
+    const bool given = o->backbone && *o->backbone;
+    relate_status st = RELATE_OK;
+    if (given && stored && strcmp(stored, o->backbone) != 0)
+        st = relate_error_set(err, RELATE_ERR_ARG, "%s holds a %s backbone, but --backbone=%s: pass --backbone=%s or "
+                                                   "leave --backbone out",
+                              o->checkpoint, stored, o->backbone, stored);
+    if (st == RELATE_OK && (st = relate_backbone_create(bb, given ? o->backbone : stored ? stored : "conv4", 0,
+                                                        err)) == RELATE_OK) {
+        *made = true;
+        memset(&e, 0, sizeof e);
+        st = relate_ckpt_load_state_dict(c, relate_ckpt_has(c, "backbone") ? "backbone" : NULL, &bb->params, &e);
+        if (st != RELATE_OK)
+            relate_error_set(err, e.code, "cannot use %s as a %s backbone: %s", o->checkpoint, bb->name, e.msg);
+    }
+    relate_ckpt_close(c);
+    return st;
+}
+
+relate_status relate_knn_stage(relate_knn_stage_options *o, relate_error *err)
+{
+    FILE *out = o->out ? o->out : stdout;
+    relate_dataset ds;
+    if (relate_dataset_open(&ds, o->dataset, o->data_root, err) != RELATE_OK)
+        return err->code;
+    if (*ds.info.note)
+        fprintf(out, "[INFO] %s\n", ds.info.note);
+    relate_backbone bb;
+    bool bb_made = false;
+    float *ftr = NULL, *fte = NULL;
+    relate_status st = RELATE_OK;
+    const relate_split *tr = relate_dataset_split(&ds, RELATE_SPLIT_TRAIN);
+    const relate_split *te = relate_dataset_split(&ds, RELATE_SPLIT_TEST);
+    if (!tr || !tr->present || !tr->labels || !te || !te->present || !te->labels) {
+        st = relate_error_set(err, RELATE_ERR_ARG, "kNN needs labelled training and test splits; dataset %s lacks one",
+                              o->dataset);
+        goto done;
+    }
+    if ((st = load_backbone(&bb, &bb_made, o, err)) != RELATE_OK)
+        goto done;
+    const int d = bb.feature_size;
+    ftr = malloc((size_t)tr->count * d * sizeof *ftr);
+    fte = malloc((size_t)te->count * d * sizeof *fte);
+    if (!ftr || !fte) {
+        st = relate_error_set(err, RELATE_ERR_NOMEM, "kNN: out of memory for the features");
+        goto done;
+    }
+    fprintf(out, "[INFO] %s features (eval mode) of %lld training and %lld test images\n", bb.name,
+            (long long)tr->count, (long long)te->count);
+    if ((st = relate_extract_features(&bb, tr, &ds.info, RELATE_T5, o->data_size, ftr, err)) != RELATE_OK ||
+        (st = relate_extract_features(&bb, te, &ds.info, RELATE_T5, o->data_size, fte, err)) != RELATE_OK)
+        goto done;
+    if ((st = relate_knn_classify(ftr, tr->labels, tr->count, fte, te->labels, te->count, d, ds.info.num_classes,
+                                  &o->knn, NULL, &o->top1, &o->top5, err)) != RELATE_OK)
+        goto done;
+    fprintf(out, "kNN (k=%d, T=%g) top-1: %.2f%%; top-5: %.2f%%\n", o->knn.k, o->knn.temperature, o->top1, o->top5);
+done:
+    free(ftr);
+    free(fte);
+    if (bb_made)
+        relate_backbone_free(&bb);
+    relate_dataset_close(&ds);
+    return st;
+}
