@@ -3,7 +3,11 @@
  * pass; and the linear-evaluation case's setup and work (its data as CIFAR-10 binary files, its
  * FLOPs and minimum bytes). Not a benchmark of relate itself.
  *
- * usage: relate_bench_floor rates [N]
+ * usage: relate_bench_floor peak
+ *          prints: peak avx2_1t avx2_2t avx512_1t avx512_2t (GFLOP/s of fused multiply-adds in
+ *          registers, 1 and 2 threads; "-" where the CPU lacks AVX-512): the machine's FLOP
+ *          ceiling, which no kernel exceeds
+ *        relate_bench_floor rates [N]
  *          prints: floor sgemm_gflops copy_gbs triad_gbs bandwidth_gbs
  *          (sgemm: best of 3 N x N products, N = 4096 by default; bandwidth_gbs = the larger
  *          of copy and triad over ~1 GiB of arrays; threads from OMP_NUM_THREADS)
@@ -21,6 +25,7 @@
 #include <sys/stat.h>
 
 #include <cblas.h>
+#include <immintrin.h>
 
 #include "bench_common.h"
 #include "relate/graph.h"
@@ -237,12 +242,93 @@ static int lineval(const char *root, int epochs)
     return 0;
 }
 
+/* ------------------------------------------------------------------ FMA peak */
+
+/* Twelve independent chains of fused multiply-adds: enough to cover FMA latency (4 cycles) on
+ * two pipes, so the loop runs at the units' throughput. Each returns its chains' sum so that
+ * nothing is optimised away; the values stay finite (x * 0.9999999 + 1e-7). */
+#define FMA_CHAINS 12
+
+__attribute__((target("avx2,fma"))) static float fma_avx2(long iters, float seed)
+{
+    const __m256 m = _mm256_set1_ps(0.9999999f), c = _mm256_set1_ps(1e-7f);
+    __m256 a[FMA_CHAINS];
+    for (int j = 0; j < FMA_CHAINS; j++)
+        a[j] = _mm256_set1_ps(seed + (float)j);
+    for (long i = 0; i < iters; i++)
+        for (int j = 0; j < FMA_CHAINS; j++)
+            a[j] = _mm256_fmadd_ps(a[j], m, c);
+    __m256 t = a[0];
+    for (int j = 1; j < FMA_CHAINS; j++)
+        t = _mm256_add_ps(t, a[j]);
+    float out[8];
+    _mm256_storeu_ps(out, t);
+    return out[0] + out[7];
+}
+
+__attribute__((target("avx512f"))) static float fma_avx512(long iters, float seed)
+{
+    const __m512 m = _mm512_set1_ps(0.9999999f), c = _mm512_set1_ps(1e-7f);
+    __m512 a[FMA_CHAINS];
+    for (int j = 0; j < FMA_CHAINS; j++)
+        a[j] = _mm512_set1_ps(seed + (float)j);
+    for (long i = 0; i < iters; i++)
+        for (int j = 0; j < FMA_CHAINS; j++)
+            a[j] = _mm512_fmadd_ps(a[j], m, c);
+    __m512 t = a[0];
+    for (int j = 1; j < FMA_CHAINS; j++)
+        t = _mm512_add_ps(t, a[j]);
+    return _mm512_reduce_add_ps(t);
+}
+
+/* GFLOP/s of `threads` threads each running the kernel (best of 5 runs of ~0.2 s). */
+static double fma_gflops(int width, int threads)
+{
+    const long iters = 40L * 1000 * 1000;
+    double best = 0.0;
+    volatile float sink = 0.0f;
+    for (int rep = 0; rep < 5; rep++) {
+        double t0 = 0.0, t1 = 0.0;
+        float acc = 0.0f;
+#pragma omp parallel num_threads(threads) reduction(+ : acc)
+        {
+#pragma omp barrier
+#pragma omp master
+            t0 = omp_get_wtime();
+            acc += width == 16 ? fma_avx512(iters, (float)omp_get_thread_num()) : fma_avx2(iters, 1.0f);
+#pragma omp barrier
+#pragma omp master
+            t1 = omp_get_wtime();
+        }
+        sink += acc;
+        const double gf = (double)threads * (double)iters * FMA_CHAINS * width * 2.0 / (t1 - t0) * 1e-9;
+        if (gf > best)
+            best = gf;
+    }
+    (void)sink;
+    return best;
+}
+
+static int peak(void)
+{
+    __builtin_cpu_init();
+    const bool avx512 = __builtin_cpu_supports("avx512f");
+    printf("peak %.1f %.1f", fma_gflops(8, 1), fma_gflops(8, 2));
+    if (avx512)
+        printf(" %.1f %.1f\n", fma_gflops(16, 1), fma_gflops(16, 2));
+    else
+        printf(" - -\n");
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
+    if (argc == 2 && strcmp(argv[1], "peak") == 0)
+        return peak();
     if (argc >= 2 && strcmp(argv[1], "rates") == 0 && argc <= 3)
         return rates(argc == 3 ? atoi(argv[2]) : 4096);
     if (argc >= 3 && strcmp(argv[1], "lineval") == 0 && argc <= 4)
         return lineval(argv[2], argc == 4 ? atoi(argv[3]) : 100);
-    fprintf(stderr, "usage: %s rates [N] | lineval DIR [EPOCHS]\n", argv[0]);
+    fprintf(stderr, "usage: %s peak | rates [N] | lineval DIR [EPOCHS]\n", argv[0]);
     return 2;
 }

@@ -11,6 +11,8 @@ usage: /usr/bin/python3 bench/bench_steps_torch.py METHOD BACKBONE K BATCH STEPS
 prints: torch method backbone K batch mode median_s min_s max_s images_per_s max_rss_mib params
 backbone_params workers, where params counts the trainable parameters the optimizer updates
 (backbone and heads: bench/run_suite.sh's bytes floor) and WARMUP (default 2) the untimed steps.
+With BENCH_TORCH_COMPILE=1 the backbone and the head run under torch.compile (inductor, PyTorch 2),
+as a careful user would compile a model; its warm-up (at least 3 steps) includes the compilation.
 """
 import os
 import resource
@@ -106,6 +108,11 @@ def main():
             lr = 1e-4 if method == "deepinfomax" else 1e-3
             opt = torch.optim.Adam([{"params": net.parameters(), "lr": lr}, {"params": head.parameters(), "lr": lr}])
         views = 1
+    if os.environ.get("BENCH_TORCH_COMPILE") == "1":
+        # The optimizer already holds the parameters; compiled modules share them.
+        net = torch.compile(net)
+        head = torch.compile(head)
+        warmup = max(warmup, 3)
     data = np.random.RandomState(1).randint(0, 256, size=(50000, 32, 32, 3), dtype=np.uint8)
     loader = DataLoader(Views(data, views, tf), batch_size=B, shuffle=True, num_workers=workers, drop_last=True)
     it_loader = iter(loader)

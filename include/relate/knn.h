@@ -37,6 +37,14 @@ relate_status relate_knn_classify(const float *train, const int32_t *train_label
                                   const relate_knn_options *o, int32_t *pred, double *top1, double *top5,
                                   relate_error *err);
 
+/* The kNN accuracy of a backbone on a dataset: eval-mode features (no augmentation, batch norm
+ * with its running statistics, nothing in the backbone changes) of the labelled training split
+ * vote for the test split's images. Needs both splits labelled (RELATE_ERR_ARG otherwise). */
+struct relate_backbone;
+struct relate_dataset;
+relate_status relate_knn_backbone(struct relate_backbone *bb, const struct relate_dataset *ds, int data_size,
+                                  const relate_knn_options *o, double *top1, double *top5, relate_error *err);
+
 /* `relate knn`: the eval-mode features of a checkpoint's backbone on a dataset's training split
  * (the neighbours) and test split (the queries), then relate_knn_classify. */
 typedef struct relate_knn_stage_options {

@@ -42,6 +42,9 @@ typedef struct relate_pretrain_options {
     FILE *progress;              /* NULL or where progress goes (the CLI: stderr): a bar on a
                                   * terminal, else a line every log_every seconds */
     double log_every;            /* seconds between progress lines off a terminal (0: none) */
+    int knn_every;               /* > 0: the kNN accuracy (relate/knn.h, k = 200, T = 0.1) of the
+                                  * backbone every this many epochs, on the console and in the
+                                  * log's knn_top1 column; the training is unchanged */
 } relate_pretrain_options;
 
 relate_pretrain_options relate_pretrain_defaults(void);

@@ -141,6 +141,9 @@ int relate_cmd_pretrain(int argc, char **argv)
         {"num_workers", RELATE_ARG_INT, "8", "data-loading threads (results do not depend on it)", NULL, 0, 256},
         {"limit_train_batches", RELATE_ARG_INT, "0", "stop every epoch after this many batches (0: all)", NULL, 0, 2147483647L},
         LOG_EVERY_FLAG,
+        {"knn_every", RELATE_ARG_INT, "0", "kNN accuracy (k=200, T=0.1) of the backbone every this many epochs, on the "
+                                           "console and in the log (0: never); training is unchanged", NULL, 0,
+         RELATE_MAX_EPOCHS},
         COMMON_FLAGS,
     };
     const int n = (int)(sizeof specs / sizeof specs[0]);
@@ -179,6 +182,7 @@ int relate_cmd_pretrain(int argc, char **argv)
     o.num_workers = (int)relate_args_get_int(specs, n, "num_workers");
     o.limit_train_batches = relate_args_get_int(specs, n, "limit_train_batches");
     o.save_every = (int)relate_args_get_int(specs, n, "save_every");
+    o.knn_every = (int)relate_args_get_int(specs, n, "knn_every");
     const char *resume = relate_args_get(specs, n, "resume");
     if (*resume && strcmp(resume, "auto") != 0) {
         fprintf(stderr, "relate train_unsupervised: --resume takes 'auto' (the run's own HEADER_last.tar); to resume "

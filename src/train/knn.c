@@ -162,6 +162,33 @@ static relate_status load_backbone(relate_backbone *bb, bool *made, const relate
     return st;
 }
 
+relate_status relate_knn_backbone(relate_backbone *bb, const relate_dataset *ds, int data_size,
+                                  const relate_knn_options *o, double *top1, double *top5, relate_error *err)
+{
+    const relate_split *tr = relate_dataset_split(ds, RELATE_SPLIT_TRAIN);
+    const relate_split *te = relate_dataset_split(ds, RELATE_SPLIT_TEST);
+    if (!tr || !tr->present || !tr->labels || !te || !te->present || !te->labels)
+        return relate_error_set(err, RELATE_ERR_ARG, "kNN needs labelled training and test splits; dataset %s lacks "
+                                                     "one",
+                                ds->info.name);
+    const int d = bb->feature_size;
+    float *ftr = malloc((size_t)tr->count * d * sizeof *ftr);
+    float *fte = malloc((size_t)te->count * d * sizeof *fte);
+    relate_status st = RELATE_OK;
+    if (!ftr || !fte)
+        st = relate_error_set(err, RELATE_ERR_NOMEM, "kNN: out of memory for the features");
+    if (st == RELATE_OK)
+        st = relate_extract_features(bb, tr, &ds->info, RELATE_T5, data_size, ftr, err);
+    if (st == RELATE_OK)
+        st = relate_extract_features(bb, te, &ds->info, RELATE_T5, data_size, fte, err);
+    if (st == RELATE_OK)
+        st = relate_knn_classify(ftr, tr->labels, tr->count, fte, te->labels, te->count, d, ds->info.num_classes, o,
+                                 NULL, top1, top5, err);
+    free(ftr);
+    free(fte);
+    return st;
+}
+
 relate_status relate_knn_stage(relate_knn_stage_options *o, relate_error *err)
 {
     FILE *out = o->out ? o->out : stdout;
@@ -172,36 +199,14 @@ relate_status relate_knn_stage(relate_knn_stage_options *o, relate_error *err)
         fprintf(out, "[INFO] %s\n", ds.info.note);
     relate_backbone bb;
     bool bb_made = false;
-    float *ftr = NULL, *fte = NULL;
-    relate_status st = RELATE_OK;
-    const relate_split *tr = relate_dataset_split(&ds, RELATE_SPLIT_TRAIN);
-    const relate_split *te = relate_dataset_split(&ds, RELATE_SPLIT_TEST);
-    if (!tr || !tr->present || !tr->labels || !te || !te->present || !te->labels) {
-        st = relate_error_set(err, RELATE_ERR_ARG, "kNN needs labelled training and test splits; dataset %s lacks one",
-                              o->dataset);
-        goto done;
+    relate_status st = load_backbone(&bb, &bb_made, o, err);
+    if (st == RELATE_OK) {
+        fprintf(out, "[INFO] %s features (eval mode) of the training and test splits\n", bb.name);
+        st = relate_knn_backbone(&bb, &ds, o->data_size, &o->knn, &o->top1, &o->top5, err);
     }
-    if ((st = load_backbone(&bb, &bb_made, o, err)) != RELATE_OK)
-        goto done;
-    const int d = bb.feature_size;
-    ftr = malloc((size_t)tr->count * d * sizeof *ftr);
-    fte = malloc((size_t)te->count * d * sizeof *fte);
-    if (!ftr || !fte) {
-        st = relate_error_set(err, RELATE_ERR_NOMEM, "kNN: out of memory for the features");
-        goto done;
-    }
-    fprintf(out, "[INFO] %s features (eval mode) of %lld training and %lld test images\n", bb.name,
-            (long long)tr->count, (long long)te->count);
-    if ((st = relate_extract_features(&bb, tr, &ds.info, RELATE_T5, o->data_size, ftr, err)) != RELATE_OK ||
-        (st = relate_extract_features(&bb, te, &ds.info, RELATE_T5, o->data_size, fte, err)) != RELATE_OK)
-        goto done;
-    if ((st = relate_knn_classify(ftr, tr->labels, tr->count, fte, te->labels, te->count, d, ds.info.num_classes,
-                                  &o->knn, NULL, &o->top1, &o->top5, err)) != RELATE_OK)
-        goto done;
-    fprintf(out, "kNN (k=%d, T=%g) top-1: %.2f%%; top-5: %.2f%%\n", o->knn.k, o->knn.temperature, o->top1, o->top5);
-done:
-    free(ftr);
-    free(fte);
+    if (st == RELATE_OK)
+        fprintf(out, "kNN (k=%d, T=%g) top-1: %.2f%%; top-5: %.2f%%\n", o->knn.k, o->knn.temperature, o->top1,
+                o->top5);
     if (bb_made)
         relate_backbone_free(&bb);
     relate_dataset_close(&ds);

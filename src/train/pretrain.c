@@ -11,6 +11,7 @@
 
 #include "base/pyformat.h"
 #include "relate/checkpoint.h"
+#include "relate/knn.h"
 #include "relate/loader.h"
 #include "relate/train.h"
 #include "train/run_files.h"
@@ -418,7 +419,8 @@ relate_status relate_pretrain(const relate_pretrain_options *o, relate_error *er
     if ((st = relate_run_args_write(folder, header, args, o->command_line, from, err)) != RELATE_OK)
         goto done;
     snprintf(path, sizeof path, "%s/log_%s.csv", folder, header);
-    if ((st = relate_epoch_log_open(&log, path, "epoch,loss,score", epoch_start, err)) != RELATE_OK)
+    if ((st = relate_epoch_log_open(&log, path, o->knn_every > 0 ? "epoch,loss,score,knn_top1" : "epoch,loss,score",
+                                    epoch_start, err)) != RELATE_OK)
         goto done;
     if (rp.step > 0)
         fprintf(out, "[INFO] Resuming epoch %d after step %lld of %lld\n", epoch_start, (long long)rp.step,
@@ -516,7 +518,22 @@ relate_status relate_pretrain(const relate_pretrain_options *o, relate_error *er
         print_epoch(out, m, epoch, relate_now() - t0, &s);
         double loss = s.items ? s.loss_sum / (double)s.items : 0.0;
         double score = s.items ? s.score_sum / (double)s.items : 0.0;
-        if ((st = relate_epoch_log_append(&log, epoch, loss, score, err)) != RELATE_OK)
+        char knn_col[48] = "";
+        if (o->knn_every > 0) {
+            strcpy(knn_col, ",");
+            if ((epoch + 1) % o->knn_every == 0 || epoch + 1 == o->epochs) {
+                /* Eval-mode features only: the weights, running statistics and every random
+                 * stream are untouched, so the run computes what it would without it. */
+                double top1, top5;
+                const relate_knn_options ko = relate_knn_defaults();
+                if ((st = relate_knn_backbone(&m->backbone, &ds, o->data_size, &ko, &top1, &top5, err)) != RELATE_OK)
+                    goto done;
+                fprintf(out, "[INFO] kNN (k=%d, T=%g) after epoch %d: top-1 %.2f%%; top-5 %.2f%%\n", ko.k,
+                        ko.temperature, epoch, top1, top5);
+                snprintf(knn_col, sizeof knn_col, ",%.2f", top1);
+            }
+        }
+        if ((st = relate_epoch_log_append_extra(&log, epoch, loss, score, knn_col, err)) != RELATE_OK)
             goto done;
         const bool quarter = relate_is_save_epoch(epoch, o->epochs);
         const bool periodic = o->save_every > 0 && ((epoch + 1) % o->save_every == 0 || epoch + 1 == o->epochs);

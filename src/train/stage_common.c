@@ -185,8 +185,15 @@ relate_status relate_epoch_log_open(relate_epoch_log *log, const char *path, con
 
 relate_status relate_epoch_log_append(relate_epoch_log *log, int epoch, double loss, double score, relate_error *err)
 {
-    char a[40], b[40], line[128];
-    snprintf(line, sizeof line, "%d,%s,%s\n", epoch, relate_pyfloat(a, sizeof a, loss), relate_pyfloat(b, sizeof b, score));
+    return relate_epoch_log_append_extra(log, epoch, loss, score, "", err);
+}
+
+relate_status relate_epoch_log_append_extra(relate_epoch_log *log, int epoch, double loss, double score,
+                                            const char *extra, relate_error *err)
+{
+    char a[40], b[40], line[256];
+    snprintf(line, sizeof line, "%d,%s,%s%.100s\n", epoch, relate_pyfloat(a, sizeof a, loss),
+             relate_pyfloat(b, sizeof b, score), extra ? extra : "");
     if (log_add(log, line, err) != RELATE_OK)
         return err->code;
     return log_flush(log, err);

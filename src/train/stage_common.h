@@ -66,6 +66,10 @@ typedef struct relate_epoch_log {
 relate_status relate_epoch_log_open(relate_epoch_log *log, const char *path, const char *columns, int keep_before,
                                     relate_error *err);
 relate_status relate_epoch_log_append(relate_epoch_log *log, int epoch, double loss, double score, relate_error *err);
+/* The same with more columns: `extra` is appended as it is (e.g. ",63.2", or "," for an empty
+ * field). */
+relate_status relate_epoch_log_append_extra(relate_epoch_log *log, int epoch, double loss, double score,
+                                            const char *extra, relate_error *err);
 void relate_epoch_log_close(relate_epoch_log *log);
 
 #endif

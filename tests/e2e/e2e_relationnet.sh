@@ -65,6 +65,19 @@ cmp $D/${H}_epoch_2.tar $D/relationnet_resumed_fashionmnist_conv4_seed_1_epoch_2
 [ "$(tail -1 $D/log_$H.csv)" = "$(tail -1 $D/log_relationnet_resumed_fashionmnist_conv4_seed_1.csv)" ] \
   || fail "resumed log line differs"
 
+# kNN during pretraining (--knn_every): on the console and in the log's knn_top1 column, and the
+# training is unchanged: the same checkpoint bytes as the run without it.
+"$RELATE" pretrain "${COMMON[@]}" --method=relationnet --K=4 --data_size=32 --epochs=2 \
+  --limit_train_batches=12 --id=knn --knn_every=1 > knn.txt
+[ "$(grep -c '^\[INFO\] kNN (k=200, T=0.1) after epoch [01]: top-1 [0-9.]*%; top-5 [0-9.]*%$' knn.txt)" = 2 ] \
+  || fail "--knn_every=1 printed no kNN line per epoch: $(grep kNN knn.txt)"
+KL=$D/log_relationnet_knn_fashionmnist_conv4_seed_1.csv
+[ "$(head -1 $KL)" = "epoch,loss,score,knn_top1" ] && tail -1 $KL | grep -q ',[0-9][0-9]*\.[0-9][0-9]$' \
+  || fail "knn_top1 column: $(cat $KL)"
+cmp $D/${H}_epoch_2.tar $D/relationnet_knn_fashionmnist_conv4_seed_1_epoch_2.tar \
+  || fail "--knn_every changed the training"
+KNN_TOP1=$(tail -1 $KL | cut -d, -f4)
+
 # Stage 2 with the feature cache, and the literal way (backbone on every batch): same classifier.
 # EVAL: the linear evaluation every method and randomweights get in this script.
 EVAL=(--epochs=2 --data_size=128 --limit_train_batches=60)
@@ -145,6 +158,7 @@ S=checkpoint/standard/fashionmnist/standard_fashionmnist_conv4_seed_1_epoch_1.ta
 "$RELATE" lineval "${COMMON[@]}" --method=standard "${EVAL[@]}" --checkpoint=$S > stdlin.txt
 ACC_STD_LIN=$(field "Test accuracy:" stdlin.txt)
 
+echo "kNN top-1 of the relationnet backbone after 2 epochs: $KNN_TOP1%"
 echo "accuracies: relationnet $ACC_LIN, finetuned $ACC_FT, cross-domain $ACC_CROSS, randomweights $ACC_RW, standard $ACC_STD (linear evaluation of its backbone $ACC_STD_LIN)"
 loss_falls relationnet pre.txt
 beats_random relationnet "$ACC_LIN" "$ACC_RW"
