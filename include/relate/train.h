@@ -89,6 +89,13 @@ relate_status relate_extract_features(relate_backbone *bb, const relate_split *s
                                       const relate_dataset_info *info, relate_pipeline pipeline, int batch_size,
                                       float *out, relate_error *err);
 
+/* The backbone of any checkpoint that holds one (a stage-1 or stage-2 file of relate or of the
+ * reference, or a bare state dict): named by `backbone`, else by the file's backbone_name, else
+ * conv4 (the reference's default). A `backbone` the file contradicts is RELATE_ERR_ARG naming
+ * both. On success bb is built and loaded (free it with relate_backbone_free). */
+relate_status relate_backbone_from_file(relate_backbone *bb, const char *path, const char *backbone,
+                                        relate_error *err);
+
 /* SIGINT/SIGTERM handling: the CLI's handler calls relate_request_stop(); the stages finish the
  * current step, write nothing half-made and return RELATE_ERR_INTERRUPTED. Stage 1 first saves
  * the step it reached in HEADER_last.tar, from which a run resumes bit for bit. */

@@ -133,35 +133,6 @@ done:
     return st;
 }
 
-/* The backbone of any checkpoint: its `backbone` entry or a bare state dict; the name from
- * --backbone, else the file's backbone_name, else conv4 (the reference's default). */
-static relate_status load_backbone(relate_backbone *bb, bool *made, const relate_knn_stage_options *o,
-                                   relate_error *err)
-{
-    relate_ckpt *c;
-    if (relate_ckpt_open(&c, o->checkpoint, err) != RELATE_OK)
-        return err->code;
-    const char *stored = NULL;
-    relate_error e = {0};
-    relate_ckpt_get_str(c, "backbone_name", &stored, &e);
-    const bool given = o->backbone && *o->backbone;
-    relate_status st = RELATE_OK;
-    if (given && stored && strcmp(stored, o->backbone) != 0)
-        st = relate_error_set(err, RELATE_ERR_ARG, "%s holds a %s backbone, but --backbone=%s: pass --backbone=%s or "
-                                                   "leave --backbone out",
-                              o->checkpoint, stored, o->backbone, stored);
-    if (st == RELATE_OK && (st = relate_backbone_create(bb, given ? o->backbone : stored ? stored : "conv4", 0,
-                                                        err)) == RELATE_OK) {
-        *made = true;
-        memset(&e, 0, sizeof e);
-        st = relate_ckpt_load_state_dict(c, relate_ckpt_has(c, "backbone") ? "backbone" : NULL, &bb->params, &e);
-        if (st != RELATE_OK)
-            relate_error_set(err, e.code, "cannot use %s as a %s backbone: %s", o->checkpoint, bb->name, e.msg);
-    }
-    relate_ckpt_close(c);
-    return st;
-}
-
 relate_status relate_knn_backbone(relate_backbone *bb, const relate_dataset *ds, int data_size,
                                   const relate_knn_options *o, double *top1, double *top5, relate_error *err)
 {
@@ -198,8 +169,8 @@ relate_status relate_knn_stage(relate_knn_stage_options *o, relate_error *err)
     if (*ds.info.note)
         fprintf(out, "[INFO] %s\n", ds.info.note);
     relate_backbone bb;
-    bool bb_made = false;
-    relate_status st = load_backbone(&bb, &bb_made, o, err);
+    relate_status st = relate_backbone_from_file(&bb, o->checkpoint, o->backbone, err);
+    const bool bb_made = st == RELATE_OK;
     if (st == RELATE_OK) {
         fprintf(out, "[INFO] %s features (eval mode) of the training and test splits\n", bb.name);
         st = relate_knn_backbone(&bb, &ds, o->data_size, &o->knn, &o->top1, &o->top5, err);

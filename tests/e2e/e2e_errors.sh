@@ -137,6 +137,27 @@ expect 2 "checkpoint is required" -- "$RELATE" knn --dataset=folder:small@32
 expect 2 "temperature expects a positive number, got '-1'" -- "$RELATE" knn --checkpoint=$R8 --temperature=-1
 expect 2 "k must be between 1" -- "$RELATE" knn --checkpoint=$R8 --k=0
 
+# Embeddings as NumPy files, read back by numpy.load (python3-numpy, as CI installs it): shape,
+# dtypes, labels; an existing file is not overwritten.
+"$RELATE" embed --dataset=folder:small@32 --checkpoint=$R8 --out=feats.npy > emb.txt 2> emb.err \
+  || { echo "FAIL: relate embed"; cat emb.err; FAILS=$((FAILS + 1)); }
+if /usr/bin/python3 -c "import numpy" 2> /dev/null; then
+  /usr/bin/python3 -c "
+import numpy as np
+f, l = np.load('feats.npy'), np.load('feats_labels.npy')
+assert f.dtype == np.float32 and f.shape == (2, 64) and np.isfinite(f).all() and f.std() > 0, (f.dtype, f.shape)
+assert l.dtype == np.int64 and sorted(l.tolist()) == [0, 1], l
+" && echo "ok: relate embed: numpy.load reads 2 x 64 float32 features and int64 labels" \
+    || { echo "FAIL: numpy.load of relate embed's files"; FAILS=$((FAILS + 1)); }
+elif [ "${RELATE_REQUIRE_ALL:-0}" = 1 ]; then
+  echo "FAIL: python3-numpy is missing (RELATE_REQUIRE_ALL=1): apt-get install python3-numpy"; FAILS=$((FAILS + 1))
+else
+  echo "SKIP: the numpy.load check needs python3-numpy"
+fi
+expect 2 "feats.npy exists: relate does not overwrite it" -- "$RELATE" embed --dataset=folder:small@32 \
+  --checkpoint=$R8 --out=feats.npy
+expect 2 "split is train or test" -- "$RELATE" embed --checkpoint=$R8 --out=x.npy --split=val
+
 # Past a file-size limit a save fails with a message (EFBIG), not a silent SIGXFSZ death, and
 # leaves no temporary file.
 (ulimit -f 40; "$RELATE" train_unsupervised "${FM[@]}" --method=randomweights --id=fsize > /dev/null 2> fsize_err.txt)
