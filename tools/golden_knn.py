@@ -4,7 +4,9 @@ features, cosine similarity, the k most similar training features vote for their
 exp(similarity / T), classes ranked by summed weight; top-1 and top-5 accuracy in percent.
 
 Writes knn.safetensors: per case c, c/train, c/train_labels, c/test, c/test_labels (labels as
-float32), c/pred (the top-ranked class of every test feature), c/acc ([top-1, top-5]).
+float32), c/pred (the top-ranked class of every test feature), c/acc ([top-1, top-5]); and for
+retrieval (the training rows as the database, the test rows as queries): c/retrieval_top (the 10
+most similar rows of each query, most similar first) and c/retrieval ([R, precision@R, mAP@R]).
 """
 import os
 
@@ -54,6 +56,17 @@ def make(out_dir):
         tensors[name + "/pred"] = pred[:, 0].float()
         tensors[name + "/acc"] = torch.tensor([top1.item(), top5.item()])
         tensors[name + "/params"] = torch.tensor([float(k), T, float(C)])
+        # Retrieval: the top R database rows of each query by cosine, most similar first, then
+        # precision@R and mAP@R (average precision over the R ranks), in percent.
+        R = min(10, ntr)
+        sim = F.normalize(xte, dim=1) @ F.normalize(xtr, dim=1).t()
+        _, idx = sim.topk(R, dim=1, largest=True, sorted=True)
+        rel = (ytr[idx] == yte[:, None]).float()
+        hits = rel.cumsum(dim=1)
+        prec_at = hits / torch.arange(1, R + 1, dtype=torch.float32)
+        ap = (prec_at * rel).sum(dim=1) / rel.sum(dim=1).clamp(min=1)
+        tensors[name + "/retrieval_top"] = idx.float()
+        tensors[name + "/retrieval"] = torch.tensor([float(R), rel.mean().item() * 100, ap.mean().item() * 100])
     save_safetensors(os.path.join(out_dir, "knn.safetensors"), tensors)
 
 

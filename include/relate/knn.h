@@ -37,6 +37,16 @@ relate_status relate_knn_classify(const float *train, const int32_t *train_label
                                   const relate_knn_options *o, int32_t *pred, double *top1, double *top5,
                                   relate_error *err);
 
+/* Retrieval (the paper's image-retrieval figure, measured): for each query row, the k most
+ * similar database rows by cosine similarity, most similar first (ties: the lower index).
+ * top (may be NULL): [nq, k] their indices. precision: the mean over queries of the fraction of
+ * the k that share the query's label, in percent; map: the mean over queries of the average
+ * precision over the k (the precision at each rank that holds a same-label row, averaged over
+ * those ranks; 0 when none does), in percent, i.e. mAP@k. k <= ndb. */
+relate_status relate_retrieve(const float *db, const int32_t *db_labels, int64_t ndb, const float *queries,
+                              const int32_t *query_labels, int64_t nq, int d, int k, int64_t *top, double *precision,
+                              double *map, relate_error *err);
+
 /* The kNN accuracy of a backbone on a dataset: eval-mode features (no augmentation, batch norm
  * with its running statistics, nothing in the backbone changes) of the labelled training split
  * vote for the test split's images. Needs both splits labelled (RELATE_ERR_ARG otherwise). */

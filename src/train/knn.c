@@ -133,6 +133,64 @@ done:
     return st;
 }
 
+/* Most similar first; equal similarities by index, as a stable ranking would list them. */
+static int by_similarity(const void *a, const void *b)
+{
+    const neighbour *x = a, *y = b;
+    if (x->sim != y->sim)
+        return x->sim > y->sim ? -1 : 1;
+    return (x->index > y->index) - (x->index < y->index);
+}
+
+relate_status relate_retrieve(const float *db, const int32_t *db_labels, int64_t ndb, const float *queries,
+                              const int32_t *query_labels, int64_t nq, int d, int k, int64_t *top, double *precision,
+                              double *map, relate_error *err)
+{
+    if (ndb < 1 || nq < 1 || d < 1 || k < 1 || k > ndb)
+        return relate_error_set(err, RELATE_ERR_ARG, "retrieval: needs database and query rows, d >= 1 and "
+                                                     "1 <= k <= %lld database rows, got k = %d",
+                                (long long)ndb, k);
+    float *nd = normalised(db, ndb, d), *nqr = normalised(queries, nq, d);
+    float *sims = malloc((size_t)KNN_BLOCK * (size_t)ndb * sizeof *sims);
+    neighbour *heap = malloc((size_t)k * sizeof *heap);
+    relate_status st = RELATE_OK;
+    if (!nd || !nqr || !sims || !heap) {
+        st = relate_error_set(err, RELATE_ERR_NOMEM, "retrieval: out of memory");
+        goto done;
+    }
+    double psum = 0.0, apsum = 0.0;
+    for (int64_t b0 = 0; b0 < nq; b0 += KNN_BLOCK) {
+        const int nb = (int)(nq - b0 < KNN_BLOCK ? nq - b0 : KNN_BLOCK);
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, nb, (int)ndb, d, 1.0f, nqr + b0 * d, d, nd, d, 0.0f,
+                    sims, (int)ndb);
+        for (int r = 0; r < nb; r++) {
+            top_k(sims + (size_t)r * ndb, ndb, k, heap);
+            qsort(heap, (size_t)k, sizeof *heap, by_similarity);
+            const int32_t y = query_labels[b0 + r];
+            int hits = 0;
+            double ap = 0.0;
+            for (int i = 0; i < k; i++) {
+                if (top)
+                    top[(b0 + r) * k + i] = heap[i].index;
+                if (db_labels[heap[i].index] == y) {
+                    hits++;
+                    ap += (double)hits / (double)(i + 1);
+                }
+            }
+            psum += (double)hits / (double)k;
+            apsum += hits ? ap / hits : 0.0;
+        }
+    }
+    *precision = 100.0 * psum / (double)nq;
+    *map = 100.0 * apsum / (double)nq;
+done:
+    free(nd);
+    free(nqr);
+    free(sims);
+    free(heap);
+    return st;
+}
+
 relate_status relate_knn_backbone(relate_backbone *bb, const relate_dataset *ds, int data_size,
                                   const relate_knn_options *o, double *top1, double *top5, relate_error *err)
 {

@@ -2,7 +2,9 @@
 # e2e_errors.sh RELATE: bad input gets a clear message and a non-zero exit, and nothing already
 # written is damaged: wrong flags and out-of-range values, unknown methods, a missing dataset,
 # missing, foreign, truncated and mismatched checkpoints, malformed stored epochs, a file-size
-# limit, stale temporary files, and Ctrl-C in the middle of an epoch.
+# limit, stale temporary files, and Ctrl-C in the middle of an epoch. Also the commands' contracts
+# on small image folders: stages 2 and 3 taking the checkpoint's backbone, refusing to overwrite,
+# warning on another dataset; knn, embed (read back by numpy) and retrieve (the grid read by PIL).
 set -uo pipefail
 RELATE=$(realpath "$1")
 WORK=$(mktemp -d)
@@ -157,6 +159,28 @@ fi
 expect 2 "feats.npy exists: relate does not overwrite it" -- "$RELATE" embed --dataset=folder:small@32 \
   --checkpoint=$R8 --out=feats.npy
 expect 2 "split is train or test" -- "$RELATE" embed --checkpoint=$R8 --out=x.npy --split=val
+
+# Retrieval: metrics and the grid PNG (2 queries, 3 neighbours, 32x32 images drawn at 2x in 2-pixel
+# frames: 4 + 4 x (68 + 4) + 4 = 296 by 4 + 2 x (68 + 4) = 148 pixels), decoded by PIL.
+"$RELATE" retrieve --dataset=folder:small@32 --checkpoint=$R8 --top=3 --queries=2 --out=grid.png > ret.txt 2> ret.err \
+  && grep -q "^retrieval over 2 test queries in 6 training images (resnet8 backbone): precision@3 [0-9.]*%; mAP@3 [0-9.]*%$" ret.txt \
+  && echo "ok: relate retrieve: $(head -1 ret.txt)" || { echo "FAIL: relate retrieve"; cat ret.txt ret.err; FAILS=$((FAILS + 1)); }
+if /usr/bin/python3 -c "import PIL" 2> /dev/null; then
+  /usr/bin/python3 -c "
+from PIL import Image
+im = Image.open('grid.png'); im.load()
+assert im.size == (296, 148) and im.mode == 'RGB', (im.size, im.mode)
+frames = {im.getpixel((4 + 72 * (j + 1) + 4, 4)) for j in range(3)}  # each neighbour's top frame
+assert frames <= {(0, 200, 0), (230, 0, 0)}, frames
+" && echo "ok: the retrieval grid decodes, 296 x 148, green/red frames" \
+    || { echo "FAIL: the retrieval grid"; FAILS=$((FAILS + 1)); }
+elif [ "${RELATE_REQUIRE_ALL:-0}" = 1 ]; then
+  echo "FAIL: python3-pil is missing (RELATE_REQUIRE_ALL=1)"; FAILS=$((FAILS + 1))
+fi
+expect 2 "grid.png exists: relate does not overwrite it" -- "$RELATE" retrieve --dataset=folder:small@32 \
+  --checkpoint=$R8 --out=grid.png
+expect 2 "top=7, but the training split holds 6 images" -- "$RELATE" retrieve --dataset=folder:small@32 \
+  --checkpoint=$R8 --top=7
 
 # Past a file-size limit a save fails with a message (EFBIG), not a silent SIGXFSZ death, and
 # leaves no temporary file.

@@ -1,7 +1,8 @@
 /* test_knn.c: relate_knn_classify against tools/golden_knn.py (PyTorch 1.13 computing the
  * InstDisc weighted kNN on synthetic features): every test row's first-ranked class and the
  * top-1 / top-5 accuracies, for k below, at and above the training set's size, two temperatures
- * and 4-100 classes; 100 % on separable data; argument checks. */
+ * and 4-100 classes; 100 % on separable data; argument checks. Retrieval: every query's ten most
+ * similar rows in order, precision@10 and mAP@10, against the same golden. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -59,6 +60,27 @@ static void check_case(const relate_safetensors *st, const char *name)
               name, top1, top5, acc[0], acc[1]);
     printf("%s (k=%d, T=%g, %d classes): top-1 %.2f%%, top-5 %.2f%%, all %lld predictions as PyTorch's\n", name, k,
            o.temperature, classes, top1, top5, (long long)ntest);
+
+    /* Retrieval: the same rows as database (training) and queries (test). */
+    snprintf(key, sizeof key, "%s/retrieval", name);
+    const float *rv = relate_test_golden(st, key, 3);
+    const int R = (int)rv[0];
+    snprintf(key, sizeof key, "%s/retrieval_top", name);
+    const float *rtop = relate_test_golden(st, key, ntest * R);
+    int64_t *got = malloc((size_t)(ntest * R) * sizeof *got);
+    double prec, map;
+    memset(&err, 0, sizeof err);
+    CHECK_MSG(relate_retrieve(train, ytr, ntrain, test, yte, ntest, d, R, got, &prec, &map, &err) == RELATE_OK, "%s",
+              err.msg);
+    int64_t wrong = 0;
+    for (int64_t i = 0; i < ntest * R; i++)
+        wrong += got[i] != (int64_t)rtop[i];
+    CHECK_MSG(wrong == 0, "%s: %lld of %lld retrieved indices differ from PyTorch's", name, (long long)wrong,
+              (long long)(ntest * R));
+    CHECK_MSG(fabs(prec - rv[1]) < 1e-3 && fabs(map - rv[2]) < 1e-3,
+              "%s: precision@%d %.4f mAP@%d %.4f, PyTorch %.4f %.4f", name, R, prec, R, map, rv[1], rv[2]);
+    printf("%s: precision@%d %.2f%%, mAP@%d %.2f%%, every ranking as PyTorch's\n", name, R, prec, R, map);
+    free(got);
     free(ytr);
     free(yte);
     free(want);
