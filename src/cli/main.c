@@ -21,6 +21,7 @@ int relate_cmd_export(int argc, char **argv);    /* cmd_export.c */
 int relate_cmd_knn(int argc, char **argv);       /* cmd_knn.c */
 int relate_cmd_embed(int argc, char **argv);     /* cmd_embed.c */
 int relate_cmd_retrieve(int argc, char **argv);  /* cmd_retrieve.c */
+int relate_cmd_plot(int argc, char **argv);      /* cmd_plot.c */
 
 static int cmd_info(int argc, char **argv)
 {
@@ -80,7 +81,8 @@ static void usage(FILE *out)
             "  export                    a checkpoint's backbone as safetensors\n"
             "  knn                       weighted kNN accuracy of a checkpoint's frozen features\n"
             "  embed                     a checkpoint's features of a split as NumPy .npy files\n"
-            "  retrieve                  image retrieval: precision@k, mAP@k and a grid of neighbours\n\n"
+            "  retrieve                  image retrieval: precision@k, mAP@k and a grid of neighbours\n"
+            "  plot                      epoch logs as a PNG (loss, score, kNN), several runs overlaid\n\n"
             "Run `relate <command> --help` for its flags.\n",
             RELATE_VERSION);
 }
@@ -124,6 +126,8 @@ int main(int argc, char **argv)
         return relate_cmd_embed(argc - 2, argv + 2);
     if (strcmp(cmd, "retrieve") == 0)
         return relate_cmd_retrieve(argc - 2, argv + 2);
+    if (strcmp(cmd, "plot") == 0)
+        return relate_cmd_plot(argc - 2, argv + 2);
     fprintf(stderr, "relate: unknown command '%s'\n\n", cmd);
     usage(stderr);
     return 2;

@@ -4,7 +4,7 @@
 # missing, foreign, truncated and mismatched checkpoints, malformed stored epochs, a file-size
 # limit, stale temporary files, and Ctrl-C in the middle of an epoch. Also the commands' contracts
 # on small image folders: stages 2 and 3 taking the checkpoint's backbone, refusing to overwrite,
-# warning on another dataset; knn, embed (read back by numpy) and retrieve (the grid read by PIL).
+# warning on another dataset; knn, embed (read back by numpy), retrieve and plot (PNGs read by PIL).
 set -uo pipefail
 RELATE=$(realpath "$1")
 WORK=$(mktemp -d)
@@ -181,6 +181,33 @@ expect 2 "grid.png exists: relate does not overwrite it" -- "$RELATE" retrieve -
   --checkpoint=$R8 --out=grid.png
 expect 2 "top=7, but the training split holds 6 images" -- "$RELATE" retrieve --dataset=folder:small@32 \
   --checkpoint=$R8 --top=7
+
+# Plots of epoch logs (cairo): two stage-1 logs, one with a sparse kNN column, overlaid; the PNG is
+# decoded by PIL and holds both logs' colours; a malformed log is refused with its line number.
+printf 'epoch,loss,score,knn_top1\n0,0.09,55.5,\n1,0.08,60.25,71.5\n2,0.075,63.0,73.25\n' > log_a.csv
+printf 'epoch,loss,score\n0,0.085,58.0\n1,0.079,62.5\n2,0.07,66.0\n' > log_b.csv
+"$RELATE" plot log_a.csv log_b.csv --out=curves.png > plot.txt 2> plot.err \
+  && grep -q "^curves.png: 2 log(s), 1000 x 466 pixels$" plot.txt \
+  || { echo "FAIL: relate plot"; cat plot.txt plot.err; FAILS=$((FAILS + 1)); }
+if /usr/bin/python3 -c "import PIL" 2> /dev/null; then
+  /usr/bin/python3 -c "
+from PIL import Image
+im = Image.open('curves.png').convert('RGB')
+assert im.size == (1000, 466), im.size
+colours = set(im.getdata())
+for c in [(31, 120, 181), (214, 38, 41)]:  # the first two palette entries (0.12/0.47/0.71, 0.84/0.15/0.16)
+    assert any(max(abs(a - b) for a, b in zip(c, k)) <= 2 for k in colours), c
+assert len(colours) > 50, len(colours)  # anti-aliased text and curves, not a blank image
+" && echo "ok: relate plot: 1000 x 466 PNG with both logs' colours" \
+    || { echo "FAIL: the plot PNG"; FAILS=$((FAILS + 1)); }
+elif [ "${RELATE_REQUIRE_ALL:-0}" = 1 ]; then
+  echo "FAIL: python3-pil is missing (RELATE_REQUIRE_ALL=1)"; FAILS=$((FAILS + 1))
+fi
+printf 'epoch,loss,score\n0,0.085,58.0\n1,abc,62.5\n' > log_bad.csv
+expect 1 "log_bad.csv line 3 is not a line of numbers" -- "$RELATE" plot log_bad.csv --out=bad.png
+expect 1 "is not an epoch log of relate" -- "$RELATE" plot foreign.tar --out=bad.png
+expect 2 "curves.png exists: relate does not overwrite it" -- "$RELATE" plot log_a.csv --out=curves.png
+[ -e bad.png ] || [ -e bad.png.tmp ] && { echo "FAIL: a refused plot left a file"; FAILS=$((FAILS + 1)); }
 
 # Past a file-size limit a save fails with a message (EFBIG), not a silent SIGXFSZ death, and
 # leaves no temporary file.
