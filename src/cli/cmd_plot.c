@@ -97,16 +97,19 @@ static int read_log(const char *path, series_log *l)
     fclose(f);
     if (l->n == 0) {
         fprintf(stderr, "relate plot: %s has no epoch lines yet\n", path);
+        log_free(l);
         return 1;
     }
     return 0;
 bad:
     fprintf(stderr, "relate plot: %s line %d is not a line of numbers: %.60s\n", path, lineno, line);
     fclose(f);
+    log_free(l);
     return 1;
 oom:
     fprintf(stderr, "relate plot: out of memory reading %s\n", path);
     fclose(f);
+    log_free(l);
     return 1;
 }
 
