@@ -4,18 +4,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 
 #include "cli/args.h"
+#include "data/readers.h"
 #include "relate/graph.h"
 #include "relate/npy.h"
 #include "relate/train.h"
-
-static bool exists(const char *path)
-{
-    struct stat sb;
-    return stat(path, &sb) == 0;
-}
 
 int relate_cmd_embed(int argc, char **argv)
 {
@@ -65,7 +59,7 @@ int relate_cmd_embed(int argc, char **argv)
         snprintf(labels_path, sizeof labels_path, "%.*s_labels.npy", (int)stem, out);
     }
     for (const char *p = out; p; p = p == out ? labels_path : NULL)
-        if (exists(p)) {
+        if (relate_file_size(p) >= 0) {
             fprintf(stderr, "relate embed: %s exists: relate does not overwrite it; remove it or choose another "
                             "--out / --labels\n",
                     p);

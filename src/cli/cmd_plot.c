@@ -8,9 +8,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 
 #include "cli/args.h"
+#include "data/readers.h"
 
 enum { MAX_LOGS = 8, MAX_COLS = 4, MAX_ROWS = 1000000 };
 static const double PI = 3.14159265358979323846;
@@ -260,8 +260,7 @@ int relate_cmd_plot(int argc, char **argv)
                           specs, n);
         return help ? 0 : 2;
     }
-    struct stat sb;
-    if (stat(out, &sb) == 0) {
+    if (relate_file_size(out) >= 0) {
         fprintf(stderr, "relate plot: %s exists: relate does not overwrite it; remove it or choose another --out\n",
                 out);
         return 2;

@@ -5,9 +5,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 
 #include "cli/args.h"
+#include "data/readers.h"
 #include "io/image_decode.h"
 #include "relate/graph.h"
 #include "relate/knn.h"
@@ -67,8 +67,7 @@ int relate_cmd_retrieve(int argc, char **argv)
         fprintf(stderr, "relate retrieve: --checkpoint is required\n");
         return 2;
     }
-    struct stat sb;
-    if (*out && stat(out, &sb) == 0) {
+    if (*out && relate_file_size(out) >= 0) {
         fprintf(stderr, "relate retrieve: %s exists: relate does not overwrite it; remove it or choose another --out\n",
                 out);
         return 2;

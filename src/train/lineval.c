@@ -10,8 +10,8 @@
 #include <jansson.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 
+#include "data/readers.h"
 #include "base/pyformat.h"
 #include "relate/checkpoint.h"
 #include "relate/loader.h"
@@ -91,12 +91,6 @@ static void stage1_stem(char *buf, size_t size, const char *path)
     for (char *c = buf; *c; c++)
         if (*c == ' ' || *c == ':' || *c == '@')
             *c = '_';
-}
-
-static bool file_exists(const char *path)
-{
-    struct stat sb;
-    return stat(path, &sb) == 0;
 }
 
 typedef struct run_stats {
@@ -291,25 +285,15 @@ relate_status relate_lineval(relate_lineval_options *o, relate_error *err)
     }
     if ((st = relate_ckpt_open(&c, o->checkpoint, err)) != RELATE_OK)
         goto done;
-    /* The backbone: --backbone, else the one the checkpoint records (relate's files), else the
-     * reference's default conv4. A --backbone the checkpoint contradicts is refused here, with
-     * both names, rather than as a list of missing and unexpected keys. */
-    const char *stored = NULL;
-    relate_error ignore = {0};
-    relate_ckpt_get_str(c, "backbone_name", &stored, &ignore);
-    const bool given = o->backbone && *o->backbone;
-    if (given && stored && strcmp(stored, o->backbone) != 0) {
-        st = relate_error_set(err, RELATE_ERR_ARG, "%s holds a %s backbone, but --backbone=%s: pass --backbone=%s or "
-                                                   "leave --backbone out",
-                              o->checkpoint, stored, o->backbone, stored);
+    const char *backbone = NULL;
+    bool from_file;
+    if ((st = relate_stage_backbone_name(c, o->checkpoint, o->backbone, &backbone, &from_file, err)) != RELATE_OK)
         goto done;
-    }
-    const char *backbone = given ? o->backbone : stored ? stored : "conv4";
     if ((st = relate_backbone_create(&bb, backbone, o->seed, err)) != RELATE_OK)
         goto done;
     bb_made = true;
     fprintf(out, "[INFO] %s loaded in memory.\n[INFO] Feature size: %d\n", bb.name, bb.feature_size);
-    if (!given && stored)
+    if (from_file)
         fprintf(out, "[INFO] Backbone %s, as %s records\n", bb.name, o->checkpoint);
     /* Cross-domain evaluation is legitimate (the paper does it), but often a slip: say so. */
     pre_dataset = pretrained_dataset(c);
@@ -325,7 +309,7 @@ relate_status relate_lineval(relate_lineval_options *o, relate_error *err)
     snprintf(folder, sizeof folder, "%s/%s/%s", o->out_root, o->method, dsdir);
     snprintf(o->saved_path, sizeof o->saved_path, "%s/%s_epoch_%d_linear_evaluation.tar", folder, header, o->epochs);
     snprintf(log_path, sizeof log_path, "%s/log_%s_epoch_%d_linear_evaluation.csv", folder, header, o->epochs);
-    if (file_exists(o->saved_path)) {
+    if (relate_file_size(o->saved_path) >= 0) {
         /* The reference's name is taken. By a stage 2 of another stage-1 checkpoint (epoch 100 and
          * epoch 200 of one run share it): this one gets a name that carries its stage-1 file, and
          * says so. By one of the same checkpoint: refused. */
@@ -336,7 +320,7 @@ relate_status relate_lineval(relate_lineval_options *o, relate_error *err)
             stage1_stem(stem, sizeof stem, o->checkpoint);
             snprintf(alt, sizeof alt, "%s/%s_epoch_%d_linear_evaluation_of_%s.tar", folder, header, o->epochs, stem);
         }
-        if (other && !file_exists(alt)) {
+        if (other && relate_file_size(alt) < 0) {
             fprintf(out, "[INFO] %s holds the stage 2 of %s; this one goes to %s\n", o->saved_path, earlier, alt);
             snprintf(o->saved_path, sizeof o->saved_path, "%s", alt);
             snprintf(log_path, sizeof log_path, "%s/log_%s_epoch_%d_linear_evaluation_of_%s.csv", folder, header,

@@ -6,9 +6,9 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <time.h>
 
+#include "data/readers.h"
 #include "base/pyformat.h"
 #include "relate/checkpoint.h"
 #include "relate/knn.h"
@@ -233,12 +233,6 @@ static relate_status resume(relate_method *m, const char *path, bool explicit_st
  * the checkpoint, so it stops and resumes at epoch boundaries only. */
 static bool resumes_mid_epoch(const relate_method *m) { return strcmp(m->cfg.method, "deepcluster") != 0; }
 
-static bool file_exists(const char *path)
-{
-    struct stat sb;
-    return stat(path, &sb) == 0;
-}
-
 /* True when path is a file of run `header` in `folder` (a checkpoint relate wrote there before
  * runs recorded their arguments). */
 static bool is_own_file(const char *path, const char *folder, const char *header)
@@ -347,7 +341,7 @@ relate_status relate_pretrain(const relate_pretrain_options *o, relate_error *er
                                   from);
             goto done;
         }
-        if (file_exists(last_path)) {
+        if (relate_file_size(last_path) >= 0) {
             from = last_path;
             fprintf(out, "[INFO] --resume=auto: resuming from %s\n", last_path);
         } else {

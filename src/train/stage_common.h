@@ -16,6 +16,13 @@ void relate_stage_header(char *buf, size_t size, const char *method, const char 
                          const char *backbone, const char *seed_text);
 /* A dataset name usable as one path component. */
 void relate_stage_dataset_dir(char *buf, size_t size, const char *dataset);
+struct relate_ckpt;
+/* The backbone to build for checkpoint c (read from path): `backbone` when given, else the
+ * file's backbone_name, else conv4 (the reference's default); *from_file (may be NULL) says
+ * whether the file named it. A `backbone` the file contradicts is RELATE_ERR_ARG naming both,
+ * rather than a list of missing and unexpected keys later. *name lives as long as c. */
+relate_status relate_stage_backbone_name(const struct relate_ckpt *c, const char *path, const char *backbone,
+                                         const char **name, bool *from_file, relate_error *err);
 /* mkdir -p. */
 relate_status relate_mkdirs(const char *path, relate_error *err);
 /* "HH:MM:SS" of a number of seconds. */

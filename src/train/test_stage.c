@@ -6,6 +6,7 @@
 #include "relate/checkpoint.h"
 #include "relate/stage2.h"
 #include "relate/train.h"
+#include "train/stage_common.h"
 
 relate_test_options relate_test_defaults(void)
 {
@@ -40,18 +41,10 @@ relate_status relate_test(relate_test_options *o, relate_error *err)
     fprintf(out, "[INFO] Loading checkpoint...\n");
     if ((st = relate_ckpt_open(&c, o->checkpoint, err)) != RELATE_OK)
         goto done;
-    /* --backbone, else the one the stage-2 file records (relate's), else the reference's conv4. */
-    const char *stored = NULL, *trained_on = NULL;
+    const char *backbone = NULL, *trained_on = NULL;
     relate_error ignore = {0};
-    relate_ckpt_get_str(c, "backbone_name", &stored, &ignore);
-    const bool given = o->backbone && *o->backbone;
-    if (given && stored && strcmp(stored, o->backbone) != 0) {
-        st = relate_error_set(err, RELATE_ERR_ARG, "%s holds a %s backbone, but --backbone=%s: pass --backbone=%s or "
-                                                   "leave --backbone out",
-                              o->checkpoint, stored, o->backbone, stored);
+    if ((st = relate_stage_backbone_name(c, o->checkpoint, o->backbone, &backbone, NULL, err)) != RELATE_OK)
         goto done;
-    }
-    const char *backbone = given ? o->backbone : stored ? stored : "conv4";
     if (relate_ckpt_get_str(c, "dataset", &trained_on, &ignore) == RELATE_OK && strcmp(trained_on, o->dataset) != 0)
         fprintf(stderr, "[WARN] %s's classifier was trained on %s; testing on %s\n", o->checkpoint, trained_on,
                 o->dataset);
