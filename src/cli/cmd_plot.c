@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "cli/args.h"
+#include "cli/draw.h"
 #include "data/readers.h"
 
 enum { MAX_LOGS = 8, MAX_COLS = 4, MAX_ROWS = 1000000 };
@@ -113,13 +114,6 @@ oom:
     return 1;
 }
 
-/* A tick step of 1, 2 or 5 x 10^k giving about `want` ticks over [lo, hi]. */
-static double nice_step(double lo, double hi, int want)
-{
-    double raw = (hi - lo) / want, p = pow(10.0, floor(log10(raw))), m = raw / p;
-    return (m < 1.5 ? 1 : m < 3.5 ? 2 : m < 7.5 ? 5 : 10) * p;
-}
-
 typedef struct panel {
     double x0, y0, w, h;       /* plot area in pixels */
     double xmin, xmax, ymin, ymax;
@@ -127,14 +121,6 @@ typedef struct panel {
 
 static double px(const panel *p, double x) { return p->x0 + (x - p->xmin) / (p->xmax - p->xmin) * p->w; }
 static double py(const panel *p, double y) { return p->y0 + p->h - (y - p->ymin) / (p->ymax - p->ymin) * p->h; }
-
-static void text(cairo_t *cr, double x, double y, const char *s, double ax, double ay)
-{
-    cairo_text_extents_t e;
-    cairo_text_extents(cr, s, &e);
-    cairo_move_to(cr, x - ax * e.width - e.x_bearing, y + ay * e.height - (e.height + e.y_bearing));
-    cairo_show_text(cr, s);
-}
 
 static void axes(cairo_t *cr, const panel *p, const char *title, const char *ylabel)
 {
@@ -144,15 +130,15 @@ static void axes(cairo_t *cr, const panel *p, const char *title, const char *yla
     cairo_stroke(cr);
     cairo_set_font_size(cr, 12);
     char buf[32];
-    const double xs = nice_step(p->xmin, p->xmax, 6) < 1 ? 1 : nice_step(p->xmin, p->xmax, 6);
+    const double xstep = relate_draw_nice_step(p->xmin, p->xmax, 6), xs = xstep < 1 ? 1 : xstep;
     for (double t = ceil(p->xmin / xs) * xs; t <= p->xmax + 1e-9; t += xs) {
         cairo_move_to(cr, px(p, t), p->y0 + p->h);
         cairo_line_to(cr, px(p, t), p->y0 + p->h + 5);
         cairo_stroke(cr);
         snprintf(buf, sizeof buf, "%g", t);
-        text(cr, px(p, t), p->y0 + p->h + 8, buf, 0.5, 1.0);
+        relate_draw_text(cr, px(p, t), p->y0 + p->h + 8, buf, 0.5, 1.0);
     }
-    const double ys = nice_step(p->ymin, p->ymax, 5);
+    const double ys = relate_draw_nice_step(p->ymin, p->ymax, 5);
     for (double t = ceil(p->ymin / ys) * ys; t <= p->ymax + 1e-12; t += ys) {
         cairo_set_source_rgb(cr, 0.88, 0.88, 0.88);
         cairo_move_to(cr, p->x0, py(p, t));
@@ -163,16 +149,16 @@ static void axes(cairo_t *cr, const panel *p, const char *title, const char *yla
         cairo_line_to(cr, p->x0, py(p, t));
         cairo_stroke(cr);
         snprintf(buf, sizeof buf, "%.4g", fabs(t) < ys * 1e-6 ? 0.0 : t);
-        text(cr, p->x0 - 8, py(p, t), buf, 1.0, 0.5);
+        relate_draw_text(cr, p->x0 - 8, py(p, t), buf, 1.0, 0.5);
     }
-    text(cr, p->x0 + p->w / 2, p->y0 + p->h + 26, "epoch", 0.5, 1.0);
+    relate_draw_text(cr, p->x0 + p->w / 2, p->y0 + p->h + 26, "epoch", 0.5, 1.0);
     cairo_save(cr);
     cairo_translate(cr, p->x0 - 52, p->y0 + p->h / 2);
     cairo_rotate(cr, -PI / 2);
-    text(cr, 0, 0, ylabel, 0.5, 0.5);
+    relate_draw_text(cr, 0, 0, ylabel, 0.5, 0.5);
     cairo_restore(cr);
     cairo_set_font_size(cr, 14);
-    text(cr, p->x0 + p->w / 2, p->y0 - 10, title, 0.5, 0.0);
+    relate_draw_text(cr, p->x0 + p->w / 2, p->y0 - 10, title, 0.5, 0.0);
 }
 
 static void curve(cairo_t *cr, const panel *p, const series_log *l, int col, const double rgb[3], bool dashed)
@@ -315,17 +301,11 @@ int relate_cmd_plot(int argc, char **argv)
             cairo_rectangle(cr, 80, y + 3, 24, 4);
             cairo_fill(cr);
             cairo_set_source_rgb(cr, 0.1, 0.1, 0.1);
-            text(cr, 112, y + 5, logs[k].name, 0.0, 0.5);
+            relate_draw_text(cr, 112, y + 5, logs[k].name, 0.0, 0.5);
         }
-        cairo_surface_flush(surf);
-        /* cairo writes the file itself; a temporary name, then rename, keeps it whole. */
-        char tmp[4200];
-        snprintf(tmp, sizeof tmp, "%s.tmp", out);
-        cairo_status_t cs = cairo_surface_write_to_png(surf, tmp);
-        if (cs != CAIRO_STATUS_SUCCESS || rename(tmp, out) != 0) {
-            fprintf(stderr, "relate plot: cannot write %s: %s\n", out,
-                    cs != CAIRO_STATUS_SUCCESS ? cairo_status_to_string(cs) : strerror(errno));
-            remove(tmp);
+        char why[4400];
+        if (relate_draw_png_write(surf, out, why, sizeof why) != 0) {
+            fprintf(stderr, "relate plot: %s\n", why);
             rc = 1;
         } else {
             printf("%s: %d log(s), %d x %d pixels\n", out, nlogs, W, H + legend_h);
