@@ -18,6 +18,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 
 #include "relate/rng.h"
 #include "relate/status.h"
@@ -60,8 +61,11 @@ typedef struct relate_dataset_info {
     int crop_padding;       /* RandomCrop padding P of T3 */
     float cutout;           /* RandomErasing area fraction of T4; <= 0: undefined (spec A15) */
     relate_split_kind unsupervised_split; /* the split stage 1 trains on (STL-10: unlabeled) */
-    char note[256];         /* one line the stages print when non-empty, e.g. that the files hold a
+    char note[512];         /* one line the stages print when non-empty, e.g. that the files hold a
                              * subset of the archive ("CIFAR-10 subset: 10,000 of 50,000 ...") */
+    char warning[512];      /* one line the stages print on stderr as [WARN] when non-empty, e.g.
+                             * that undecodable files of a folder were skipped */
+    char folder[4096];      /* folder:PATH datasets: PATH, for the messages that describe its layout */
 } relate_dataset_info;
 
 typedef struct relate_dataset {
@@ -79,6 +83,34 @@ typedef struct relate_dataset {
  * gives RELATE_ERR_IO with a message that says where it was looked for and how to get it. */
 relate_status relate_dataset_open(relate_dataset *ds, const char *name, const char *data_root,
                                   relate_error *err);
+
+/* Options of image-folder datasets (folder:PATH); the zero value is the default. Every stage that
+ * opens the same folder must pass the same options to see the same splits. */
+typedef struct relate_dataset_options {
+    /* In (0, 1): PATH has no test/ folder, so this fraction of each class of the labelled
+     * training images (rounded, at least one where a class has two or more) becomes the test
+     * split, chosen by a fixed shuffle that depends on nothing else: stage 1 never trains on
+     * them, and stages 2 and 3 see the same split. 0: no validation split. */
+    double val_fraction;
+    /* A file with an image extension that does not decode: an error naming it (true), or
+     * skipped, counted and reported in info.warning (false, the default). */
+    bool strict_images;
+} relate_dataset_options;
+
+/* relate_dataset_open with options (NULL: the defaults). Options that name folder features are
+ * RELATE_ERR_ARG for the other datasets. */
+relate_status relate_dataset_open_with(relate_dataset *ds, const char *name, const char *data_root,
+                                       const relate_dataset_options *o, relate_error *err);
+
+/* RELATE_OK when the dataset has the labelled splits `what` needs (train and/or test), else
+ * RELATE_ERR_ARG with one line that says which is missing and, for a folder, the layout that
+ * provides it. */
+relate_status relate_dataset_need_labels(const relate_dataset *ds, bool train, bool test, const char *what,
+                                         relate_error *err);
+
+/* Prints info.note as an [INFO] line on out and info.warning as a [WARN] line on warn (either
+ * may be NULL), when they are set. */
+void relate_dataset_report(const relate_dataset_info *info, FILE *out, FILE *warn);
 void relate_dataset_close(relate_dataset *ds);
 /* NULL if the dataset has no such split. */
 const relate_split *relate_dataset_split(const relate_dataset *ds, relate_split_kind kind);

@@ -14,6 +14,7 @@
 #include <stdint.h>
 #include <stdio.h>
 
+#include "relate/data.h"
 #include "relate/status.h"
 
 #ifdef __cplusplus
@@ -61,6 +62,7 @@ typedef struct relate_knn_stage_options {
     const char *checkpoint;  /* any relate or reference checkpoint holding a backbone */
     const char *backbone;    /* "" or NULL: the one the checkpoint records, else conv4 */
     const char *dataset, *data_root;
+    relate_dataset_options data; /* folder datasets: --val_fraction, --strict_images */
     int data_size;           /* batch size of the feature pass */
     relate_knn_options knn;
     FILE *out;

@@ -26,6 +26,7 @@ typedef struct relate_pretrain_options {
     relate_method_config method; /* method, backbone, K, aggregation, seed; epochs and classes are filled in */
     const char *seed_text;       /* the seed as the user wrote it, for file names ("1"; "-1") */
     const char *dataset, *data_root;
+    relate_dataset_options data; /* folder datasets: --val_fraction, --strict_images */
     const char *id;              /* "" or a tag inserted in file names */
     const char *checkpoint;      /* "" or a stage-1 checkpoint to resume from (at its epoch and step) */
     bool resume_auto;            /* resume from the run's own HEADER_last.tar when there is one */
@@ -52,6 +53,7 @@ relate_status relate_pretrain(const relate_pretrain_options *o, relate_error *er
 
 typedef struct relate_lineval_options {
     const char *backbone, *dataset, *data_root, *method, *id, *checkpoint, *out_root;
+    relate_dataset_options data; /* as in relate_pretrain_options: the same as stage 1's */
     uint64_t seed;
     const char *seed_text;
     int epochs, data_size, num_workers;
@@ -70,6 +72,7 @@ relate_status relate_lineval(relate_lineval_options *o, relate_error *err);
 
 typedef struct relate_test_options {
     const char *backbone, *dataset, *data_root, *checkpoint, *seed_text;
+    relate_dataset_options data;
     int data_size;
     FILE *out;
     double loss, accuracy;       /* out */

@@ -127,3 +127,24 @@ void relate_args_usage(const char *cmd, const char *summary, const relate_arg_sp
         printf("\n");
     }
 }
+
+int relate_args_dataset_options(const char *cmd, const relate_arg_spec *specs, int nspecs, relate_dataset_options *o)
+{
+    memset(o, 0, sizeof *o);
+    const char *v = relate_args_get(specs, nspecs, "val_fraction");
+    char *end = NULL;
+    errno = 0;
+    double f = v ? strtod(v, &end) : 0.0;
+    if (!v || end == v || *end || errno || !(f >= 0 && f < 1)) {
+        fprintf(stderr, "relate %s: --val_fraction expects a fraction in [0, 1), e.g. 0.1; got '%s'\n", cmd,
+                v ? v : "");
+        return 2;
+    }
+    o->val_fraction = f;
+    v = relate_args_get(specs, nspecs, "strict_images");
+    if (!v || relate_args_bool(v, &o->strict_images) != 0) {
+        fprintf(stderr, "relate %s: --strict_images expects True or False, got '%s'\n", cmd, v ? v : "");
+        return 2;
+    }
+    return 0;
+}

@@ -6,6 +6,8 @@
 
 #include <stdbool.h>
 
+#include "relate/data.h"
+
 typedef enum { RELATE_ARG_STR, RELATE_ARG_INT } relate_arg_type;
 
 typedef struct relate_arg_spec {
@@ -36,5 +38,17 @@ int relate_args_parse(const char *cmd, relate_arg_spec *specs, int nspecs, int a
 const char *relate_args_get(const relate_arg_spec *specs, int nspecs, const char *name);
 long relate_args_get_int(const relate_arg_spec *specs, int nspecs, const char *name);
 void relate_args_usage(const char *cmd, const char *summary, const relate_arg_spec *specs, int nspecs);
+
+/* The flags of image-folder datasets, in every command that opens a dataset; the same values
+ * must go to every stage of a run (relate/data.h, relate_dataset_options). */
+#define RELATE_DATASET_FLAGS                                                                                         \
+    {"val_fraction", RELATE_ARG_STR, "0", "folder:PATH without test/: this fraction of each class is the test split " \
+                                          "(fixed choice; pass it to every stage)", NULL, 0, 0},                     \
+        {"strict_images", RELATE_ARG_STR, "False", "folder:PATH: stop at a file that does not decode (default: skip " \
+                                                   "and count it)", NULL, 0, 0}
+
+/* Reads RELATE_DATASET_FLAGS into o. Returns 0, or prints what is wrong and returns 2. */
+int relate_args_dataset_options(const char *cmd, const relate_arg_spec *specs, int nspecs,
+                                relate_dataset_options *o);
 
 #endif

@@ -94,7 +94,7 @@ int relate_cmd_embed(int argc, char **argv)
     relate_arg_spec specs[] = {
         {"checkpoint", RELATE_ARG_STR, "", "any checkpoint holding a backbone; required", NULL, 0, 0},
         {"dataset", RELATE_ARG_STR, "cifar10", "dataset to embed", NULL, 0, 0},
-        {"split", RELATE_ARG_STR, "test", "train or test", NULL, 0, 0},
+        {"split", RELATE_ARG_STR, "test", "train, test, or unlabeled (STL-10, image folders)", NULL, 0, 0},
         {"out", RELATE_ARG_STR, "", "the features' .npy file (never overwritten); --out or --tsne is required",
          NULL, 0, 0},
         {"labels", RELATE_ARG_STR, "", "the labels' .npy file (default: OUT with _labels.npy)", NULL, 0, 0},
@@ -103,6 +103,7 @@ int relate_cmd_embed(int argc, char **argv)
         {"data_size", RELATE_ARG_INT, "256", "batch size of the feature pass", NULL, 1, RELATE_MAX_BATCH},
         {"data_root", RELATE_ARG_STR, "./data", "folder that holds the datasets", NULL, 0, 0},
         {"threads", RELATE_ARG_INT, "0", "compute threads (0: OMP_NUM_THREADS or every core)", NULL, 0, 1024},
+        RELATE_DATASET_FLAGS,
         {"tsne", RELATE_ARG_STR, "", "a PNG of the t-SNE map of the split's features, by class (never overwritten)",
          NULL, 0, 0},
         {"max_points", RELATE_ARG_INT, "2000", "--tsne: at most this many images, evenly spaced over the split",
@@ -141,9 +142,14 @@ int relate_cmd_embed(int argc, char **argv)
         return 2;
     }
     tsne_opt.seed = (uint64_t)relate_args_get_int(specs, n, "seed");
-    const bool test = strcmp(split_name, "test") == 0;
-    if (!test && strcmp(split_name, "train") != 0) {
-        fprintf(stderr, "relate embed: --split is train or test, got '%s'\n", split_name);
+    static const char *const split_names[] = {"train", "test", "unlabeled", NULL};
+    relate_split_kind kind = RELATE_SPLIT_COUNT;
+    for (int k = 0; split_names[k]; k++)
+        if (strcmp(split_name, split_names[k]) == 0)
+            kind = (relate_split_kind)k; /* in relate_split_kind's order */
+    if (kind == RELATE_SPLIT_COUNT) {
+        fprintf(stderr, "relate embed: --split is train, test or unlabeled (STL-10, image folders), got '%s'\n",
+                split_name);
         return 2;
     }
     char labels_path[4096];
@@ -172,12 +178,16 @@ int relate_cmd_embed(int argc, char **argv)
 
     relate_error err = {0};
     relate_dataset ds;
-    if (relate_dataset_open(&ds, relate_args_get(specs, n, "dataset"), relate_args_get(specs, n, "data_root"),
+    relate_dataset_options data;
+    if (relate_args_dataset_options("embed", specs, n, &data))
+        return 2;
+    if (relate_dataset_open_with(&ds, relate_args_get(specs, n, "dataset"), relate_args_get(specs, n, "data_root"), &data,
                             &err) != RELATE_OK) {
         fprintf(stderr, "relate embed: %s\n", err.msg);
         return err.code == RELATE_ERR_ARG ? 2 : 1;
     }
-    const relate_split *sp = relate_dataset_split(&ds, test ? RELATE_SPLIT_TEST : RELATE_SPLIT_TRAIN);
+    relate_dataset_report(&ds.info, stdout, stderr);
+    const relate_split *sp = relate_dataset_split(&ds, kind);
     relate_backbone bb;
     bool made = false;
     float *feats = NULL;

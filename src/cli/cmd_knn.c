@@ -23,6 +23,7 @@ int relate_cmd_knn(int argc, char **argv)
         {"data_size", RELATE_ARG_INT, "256", "batch size of the feature pass", NULL, 1, RELATE_MAX_BATCH},
         {"data_root", RELATE_ARG_STR, "./data", "folder that holds the datasets", NULL, 0, 0},
         {"threads", RELATE_ARG_INT, "0", "compute threads (0: OMP_NUM_THREADS or every core)", NULL, 0, 1024},
+        RELATE_DATASET_FLAGS,
     };
     const int n = (int)(sizeof specs / sizeof specs[0]);
     bool help;
@@ -54,6 +55,8 @@ int relate_cmd_knn(int argc, char **argv)
     o.dataset = relate_args_get(specs, n, "dataset");
     o.backbone = relate_args_get(specs, n, "backbone");
     o.data_root = relate_args_get(specs, n, "data_root");
+    if (relate_args_dataset_options("knn", specs, n, &o.data))
+        return 2;
     o.data_size = (int)relate_args_get_int(specs, n, "data_size");
     if (relate_args_get_int(specs, n, "threads") > 0)
         relate_set_threads((int)relate_args_get_int(specs, n, "threads"));

@@ -48,6 +48,7 @@ int relate_cmd_retrieve(int argc, char **argv)
         {"data_size", RELATE_ARG_INT, "256", "batch size of the feature pass", NULL, 1, RELATE_MAX_BATCH},
         {"data_root", RELATE_ARG_STR, "./data", "folder that holds the datasets", NULL, 0, 0},
         {"threads", RELATE_ARG_INT, "0", "compute threads (0: OMP_NUM_THREADS or every core)", NULL, 0, 1024},
+        RELATE_DATASET_FLAGS,
     };
     const int n = (int)(sizeof specs / sizeof specs[0]);
     bool help;
@@ -77,7 +78,10 @@ int relate_cmd_retrieve(int argc, char **argv)
         relate_set_threads((int)relate_args_get_int(specs, n, "threads"));
     relate_error err = {0};
     relate_dataset ds;
-    if (relate_dataset_open(&ds, relate_args_get(specs, n, "dataset"), relate_args_get(specs, n, "data_root"),
+    relate_dataset_options data;
+    if (relate_args_dataset_options("retrieve", specs, n, &data))
+        return 2;
+    if (relate_dataset_open_with(&ds, relate_args_get(specs, n, "dataset"), relate_args_get(specs, n, "data_root"), &data,
                             &err) != RELATE_OK) {
         fprintf(stderr, "relate retrieve: %s\n", err.msg);
         return err.code == RELATE_ERR_ARG ? 2 : 1;
@@ -88,11 +92,9 @@ int relate_cmd_retrieve(int argc, char **argv)
     float *fdb = NULL, *fq = NULL;
     int64_t *top = NULL;
     uint8_t *grid = NULL;
-    relate_status st = RELATE_OK;
-    if (!db || !db->present || !db->labels || !q || !q->present || !q->labels)
-        st = relate_error_set(&err, RELATE_ERR_ARG, "retrieval needs labelled training and test splits; %s lacks one",
-                              ds.info.name);
-    else if (k > db->count)
+    relate_dataset_report(&ds.info, stdout, stderr);
+    relate_status st = relate_dataset_need_labels(&ds, true, true, "Retrieval", &err);
+    if (st == RELATE_OK && k > db->count)
         st = relate_error_set(&err, RELATE_ERR_ARG, "--top=%d, but the training split holds %lld images", k,
                               (long long)db->count);
     if (st == RELATE_OK && (st = relate_backbone_from_file(&bb, ckpt, relate_args_get(specs, n, "backbone"), &err)) ==

@@ -114,7 +114,8 @@ static void apply_threads(long threads)
 #define COMMON_FLAGS                                                                                                 \
     {"data_root", RELATE_ARG_STR, "./data", "folder that holds the datasets (relate download puts them there)", NULL, 0, 0}, \
         {"threads", RELATE_ARG_INT, "0", "compute threads (0: OMP_NUM_THREADS or every core)", NULL, 0, 1024},                \
-        {"gpu", RELATE_ARG_STR, "0", "accepted for compatibility with the reference; relate runs on the CPU", NULL, 0, 0}
+        {"gpu", RELATE_ARG_STR, "0", "accepted for compatibility with the reference; relate runs on the CPU", NULL, 0, 0}, \
+        RELATE_DATASET_FLAGS
 
 int relate_cmd_pretrain(int argc, char **argv)
 {
@@ -174,6 +175,8 @@ int relate_cmd_pretrain(int argc, char **argv)
     o.method.aggregation = relate_args_get(specs, n, "aggregation");
     o.dataset = relate_args_get(specs, n, "dataset");
     o.data_root = relate_args_get(specs, n, "data_root");
+    if (relate_args_dataset_options("train_unsupervised", specs, n, &o.data))
+        return 2;
     o.id = relate_args_get(specs, n, "id");
     o.checkpoint = relate_args_get(specs, n, "checkpoint");
     o.epoch_start = (int)relate_args_get_int(specs, n, "epoch_start");
@@ -274,6 +277,8 @@ int relate_cmd_lineval(int argc, char **argv)
     o.num_workers = (int)relate_args_get_int(specs, n, "num_workers");
     o.id = relate_args_get(specs, n, "id");
     o.data_root = relate_args_get(specs, n, "data_root");
+    if (relate_args_dataset_options("train_linear_evaluation", specs, n, &o.data))
+        return 2;
     o.limit_train_batches = relate_args_get_int(specs, n, "limit_train_batches");
     o.progress = stderr;
     o.log_every = (double)relate_args_get_int(specs, n, "log_every");
@@ -315,6 +320,8 @@ int relate_cmd_test(int argc, char **argv)
     o.data_size = (int)relate_args_get_int(specs, n, "data_size");
     o.checkpoint = relate_args_get(specs, n, "checkpoint");
     o.data_root = relate_args_get(specs, n, "data_root");
+    if (relate_args_dataset_options("test", specs, n, &o.data))
+        return 2;
     if (!*o.checkpoint) {
         fprintf(stderr, "relate test: --checkpoint is required: the stage-2 checkpoint that "
                         "train_linear_evaluation wrote (HEADER_epoch_E_linear_evaluation.tar)\n");

@@ -1,6 +1,7 @@
 /* draw.h: the cairo drawing shared by the commands that write figures: text placed by an anchor,
- * tick steps, the atomic PNG write (`relate plot`), and the class-coloured scatter plot of a 2-D
- * map with its legend (`relate embed --tsne`).
+ * tick steps, the atomic PNG write (`relate plot`), the class-coloured scatter plot of a 2-D
+ * map with its legend (`relate embed --tsne`), and the labelled augmentation preview
+ * (`relate data --preview`).
  * Not a plotting library: only what those figures need. */
 #ifndef RELATE_CLI_DRAW_H
 #define RELATE_CLI_DRAW_H
@@ -29,5 +30,35 @@ int relate_draw_png_write(cairo_surface_t *surf, const char *path, char *why, si
 int relate_draw_scatter_png(const char *path, const float *xy, const int32_t *labels, int64_t n,
                             char *const *class_names, int classes, const char *title, const char *subtitle,
                             const char *footnote, int *width, int *height, char *why, size_t why_size);
+
+/* The labelled augmentation preview. Layout, in pixels: the library's grid (relate/preview.h,
+ * rendered at zoom 1, grid_w x grid_h) magnified `scale` times with nearest neighbour, its top-left
+ * corner at (LEFT, TOP), exactly (every grid pixel becomes a scale x scale block); above it a title
+ * (15 px, bold) and a subtitle (12 px) on baselines 24 and 46, and a heading centred over every
+ * column; at the left of every row, right-aligned, its label; a light grey frame one pixel outside
+ * every cell (in the grid's gaps); MARGIN to the right and below. The page is
+ * max(MIN_WIDTH, LEFT + grid_w * scale + MARGIN) x (TOP + grid_h * scale + MARGIN). */
+#define RELATE_DRAW_PREVIEW_LEFT 132
+#define RELATE_DRAW_PREVIEW_TOP 76
+#define RELATE_DRAW_PREVIEW_MARGIN 12
+#define RELATE_DRAW_PREVIEW_MIN_WIDTH 560
+/* The largest page relate draws: cairo's limit on a side, and 100 million pixels (400 MB). */
+#define RELATE_DRAW_MAX_SIDE 32767
+#define RELATE_DRAW_MAX_PIXELS 100000000
+
+struct relate_preview;
+
+/* The page size of a labelled preview of a grid_w x grid_h grid magnified `scale` times. */
+void relate_draw_preview_size(int grid_w, int grid_h, int scale, int64_t *width, int64_t *height);
+
+/* Draws the labelled preview of p (rendered with zoom 1) and writes it with relate_draw_png_write:
+ * headings [p->columns] over the columns, row_index and row_class [p->rows] at the left of every
+ * row (on two lines when a magnified cell is at least 34 pixels high, else on one). Text too long
+ * for its place is shortened with "..."; headings too wide for their column are drawn smaller
+ * (down to 7 px). *width, *height: the page's size. Returns 0, or -1 with the reason in why (also
+ * a page over RELATE_DRAW_MAX_SIDE or RELATE_DRAW_MAX_PIXELS). */
+int relate_draw_preview_png(const char *path, const struct relate_preview *p, int scale, const char *title,
+                            const char *subtitle, const char *const *headings, const char *const *row_index,
+                            const char *const *row_class, int *width, int *height, char *why, size_t why_size);
 
 #endif

@@ -281,9 +281,13 @@ relate_status relate_dataset_open_opts(relate_dataset *ds, const char *name, con
         info->image_size = side;
         info->crop_padding = side / 8; /* the rule of every dataset in spec 4.2: S / 8 */
         info->cutout = 0.0f;
-        s = relate_read_folder(ds, path, side, err);
+        s = relate_read_folder(ds, path, side, &opts->folder, err);
+        /* Normalised by the images stage 1 trains on, which every stage opens the same way. */
         if (s == RELATE_OK)
-            folder_stats(&ds->splits[RELATE_SPLIT_TRAIN], info->mean, info->std);
+            folder_stats(&ds->splits[info->unsupervised_split], info->mean, info->std);
+    } else if (opts->folder.val_fraction != 0 || opts->folder.strict_images) {
+        return relate_error_set(err, RELATE_ERR_ARG, "--%s applies to folder:PATH datasets only, not %s",
+                                opts->folder.val_fraction != 0 ? "val_fraction" : "strict_images", name);
     } else {
         const ds_consts *c = NULL;
         for (size_t k = 0; k < sizeof k_consts / sizeof k_consts[0]; k++)
@@ -323,6 +327,55 @@ relate_status relate_dataset_open_opts(relate_dataset *ds, const char *name, con
 relate_status relate_dataset_open(relate_dataset *ds, const char *name, const char *data_root, relate_error *err)
 {
     return relate_dataset_open_opts(ds, name, data_root, NULL, err);
+}
+
+relate_status relate_dataset_open_with(relate_dataset *ds, const char *name, const char *data_root,
+                                       const relate_dataset_options *o, relate_error *err)
+{
+    relate_data_opts opts = {0};
+    if (o)
+        opts.folder = *o;
+    return relate_dataset_open_opts(ds, name, data_root, &opts, err);
+}
+
+static bool labelled_split(const relate_dataset *ds, relate_split_kind k)
+{
+    const relate_split *s = relate_dataset_split(ds, k);
+    return s && s->count > 0 && s->labels && ds->info.num_classes > 0;
+}
+
+relate_status relate_dataset_need_labels(const relate_dataset *ds, bool train, bool test, const char *what,
+                                         relate_error *err)
+{
+    const bool miss_train = train && !labelled_split(ds, RELATE_SPLIT_TRAIN);
+    const bool miss_test = test && !labelled_split(ds, RELATE_SPLIT_TEST);
+    if (!miss_train && !miss_test)
+        return RELATE_OK;
+    const char *which = miss_train && miss_test ? "labelled training and test splits"
+                        : miss_train            ? "a labelled training split"
+                                                : "a labelled test split";
+    if (!*ds->info.folder)
+        return relate_error_set(err, RELATE_ERR_ARG, "%s needs %s; dataset %s has none", what, which, ds->info.name);
+    const char *p = ds->info.folder;
+    if (miss_train)
+        return relate_error_set(err, RELATE_ERR_ARG,
+                                "%s needs %s, and %s has no class sub-folders: lay the images out as "
+                                "%s/train/CLASS/... and %s/test/CLASS/... (docs/usage.md, \"Image folders\")",
+                                what, which, p, p, p);
+    return relate_error_set(err, RELATE_ERR_ARG,
+                            "%s needs a labelled test split: add %s/test/CLASS/... (the training classes then go in "
+                            "%s/train/CLASS/...), or "
+                            "carve one from the training images with --val_fraction=0.1 (the same flag in every "
+                            "stage; docs/usage.md, \"Image folders\")",
+                            what, p, p);
+}
+
+void relate_dataset_report(const relate_dataset_info *info, FILE *out, FILE *warn)
+{
+    if (out && *info->note)
+        fprintf(out, "[INFO] %s\n", info->note);
+    if (warn && *info->warning)
+        fprintf(warn, "[WARN] %s\n", info->warning);
 }
 
 void relate_dataset_close(relate_dataset *ds)

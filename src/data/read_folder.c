@@ -132,25 +132,38 @@ static relate_status collect_class_files(const char *class_dir, int32_t label, s
 }
 
 /* ------------------------------------------------------------------ decoding */
+/* Files that did not decode, when they are skipped rather than fatal (folder:PATH without
+ * --strict_images): how many, and the first in list order with its reason. */
+typedef struct skip_report {
+    int64_t count, total;
+    relate_error first;
+} skip_report;
+
 /* Decodes files into split, side x side each. Images of another size are resized with PIL's
  * bilinear filter when resize is set, refused otherwise (tiny and slim are 64 x 64 by
- * definition; the reference would fail to batch anything else). Errors report the first
- * failing file in list order, whatever the thread timing. */
+ * definition; the reference would fail to batch anything else). With skip NULL, the first
+ * failing file in list order is the error, whatever the thread timing. With skip set, files
+ * that do not decode (corrupt, truncated, not an image) are dropped from the split, which keeps
+ * the others' order, and counted in skip; running out of memory is still an error, and so is a
+ * split left with no image. */
 static relate_status decode_files(const str_list *files, relate_split *sp, int side, bool resize, const char *title,
-                                  relate_error *err)
+                                  skip_report *skip, relate_error *err)
 {
     relate_status s = relate_split_resize(sp, files->n, side, side, err);
     if (s)
         return s;
-    int64_t first_bad = INT64_MAX;
-    relate_error first = {0};
+    uint8_t *bad = skip ? calloc((size_t)files->n + 1, 1) : NULL;
+    if (skip && !bad)
+        return relate_error_set(err, RELATE_ERR_NOMEM, "out of memory decoding %s", title);
+    int64_t first_bad = INT64_MAX, first_skip = INT64_MAX;
+    relate_error first = {0}, first_skipped = {0};
     const size_t per = (size_t)side * (size_t)side * 3;
 #pragma omp parallel for schedule(dynamic, 16)
     for (int64_t i = 0; i < files->n; i++) {
-        int64_t bad;
+        int64_t stop;
 #pragma omp atomic read
-        bad = first_bad;
-        if (i > bad)
+        stop = first_bad;
+        if (i > stop)
             continue;
         relate_error e = {0};
         relate_image img;
@@ -172,7 +185,14 @@ static relate_status decode_files(const str_list *files, relate_split *sp, int s
             }
             relate_image_free(&img);
         }
-        if (e.code != RELATE_OK) {
+        if (e.code != RELATE_OK && skip && e.code != RELATE_ERR_NOMEM) {
+            bad[i] = 1;
+#pragma omp critical(relate_read_folder_error)
+            if (i < first_skip) {
+                first_skipped = e;
+                first_skip = i;
+            }
+        } else if (e.code != RELATE_OK) {
 #pragma omp critical(relate_read_folder_error)
             if (i < first_bad) {
                 first = e;
@@ -182,11 +202,34 @@ static relate_status decode_files(const str_list *files, relate_split *sp, int s
         }
     }
     if (first_bad != INT64_MAX) {
+        free(bad);
         if (err && err->code == RELATE_OK)
             *err = first;
         return first.code;
     }
-    return RELATE_OK;
+    if (!skip)
+        return RELATE_OK;
+    int64_t kept = 0;
+    for (int64_t i = 0; i < files->n; i++) {
+        if (bad[i])
+            continue;
+        if (kept != i) {
+            memmove(sp->pixels + (size_t)kept * per, sp->pixels + (size_t)i * per, per);
+            sp->labels[kept] = sp->labels[i];
+        }
+        kept++;
+    }
+    free(bad);
+    if (kept < files->n && skip->count == 0)
+        skip->first = first_skipped;
+    skip->count += files->n - kept;
+    skip->total += files->n;
+    if (kept == 0) {
+        if (err && err->code == RELATE_OK)
+            *err = first_skipped;
+        return first_skipped.code;
+    }
+    return relate_split_resize(sp, kept, side, side, err);
 }
 
 /* ------------------------------------------------------------------ image folders */
@@ -202,7 +245,7 @@ static int find_name(char *const *names, int n, const char *name)
  * sorted sub-folders (and becomes ds->info's); otherwise each sub-folder is labelled by its index
  * in train_classes, so that train and test agree even when test lacks a class. */
 static relate_status read_image_folder(relate_dataset *ds, relate_split *sp, const char *root, bool is_train, int side,
-                                       bool resize, const char *title, relate_error *err)
+                                       bool resize, const char *title, skip_report *skip, relate_error *err)
 {
     str_list classes = {0}, files = {0};
     relate_status s = list_dir(root, true, &classes, err);
@@ -227,7 +270,7 @@ static relate_status read_image_folder(relate_dataset *ds, relate_split *sp, con
                                  "%s has no image files (.jpg .jpeg .png .ppm .bmp .pgm .tif .tiff .webp)", path);
     }
     if (s == RELATE_OK)
-        s = decode_files(&files, sp, side, resize, title, err);
+        s = decode_files(&files, sp, side, resize, title, skip, err);
     list_free(&classes);
     list_free(&files);
     return s;
@@ -321,7 +364,7 @@ static relate_status read_tiny_val_annotations(relate_dataset *ds, const char *v
         free(ents[i].file);
     free(ents);
     if (s == RELATE_OK)
-        s = decode_files(&files, &ds->splits[RELATE_SPLIT_TEST], 64, false, "tiny-ImageNet-200", err);
+        s = decode_files(&files, &ds->splits[RELATE_SPLIT_TEST], 64, false, "tiny-ImageNet-200", NULL, err);
     list_free(&files);
     return s;
 }
@@ -352,7 +395,7 @@ relate_status relate_read_tiny(relate_dataset *ds, const char *root, relate_erro
                                 "tiny-imagenet-200.zip (http://cs231n.stanford.edu/tiny-imagenet-200.zip) into %s; "
                                 "val/ may stay as shipped",
                                 relate_is_dir(train) ? val : train, root);
-    if ((s = read_image_folder(ds, &ds->splits[RELATE_SPLIT_TRAIN], train, true, 64, false, "tiny-ImageNet-200", err)))
+    if ((s = read_image_folder(ds, &ds->splits[RELATE_SPLIT_TRAIN], train, true, 64, false, "tiny-ImageNet-200", NULL, err)))
         return s;
     /* As shipped, val/ holds images/ and val_annotations.txt; the authors' helper script moves
      * the files into val/<wnid>/, which is then an ordinary image folder. */
@@ -363,7 +406,7 @@ relate_status relate_read_tiny(relate_dataset *ds, const char *root, relate_erro
         return s;
     if (shipped && relate_file_size(probe) >= 0)
         return read_tiny_val_annotations(ds, val, err);
-    return read_image_folder(ds, &ds->splits[RELATE_SPLIT_TEST], val, false, 64, false, "tiny-ImageNet-200", err);
+    return read_image_folder(ds, &ds->splits[RELATE_SPLIT_TEST], val, false, 64, false, "tiny-ImageNet-200", NULL, err);
 }
 
 relate_status relate_read_slim(relate_dataset *ds, const char *root, relate_error *err)
@@ -379,28 +422,185 @@ relate_status relate_read_slim(relate_dataset *ds, const char *root, relate_erro
                                 "(https://zenodo.org/record/3672132) and lay it out as %s/SlimageNet64/train/<class>/ "
                                 "and %s/SlimageNet64/test/<class>/ image folders",
                                 relate_is_dir(train) ? test : train, root, root);
-    if ((s = read_image_folder(ds, &ds->splits[RELATE_SPLIT_TRAIN], train, true, 64, false, "SlimageNet64", err)))
+    if ((s = read_image_folder(ds, &ds->splits[RELATE_SPLIT_TRAIN], train, true, 64, false, "SlimageNet64", NULL, err)))
         return s;
-    return read_image_folder(ds, &ds->splits[RELATE_SPLIT_TEST], test, false, 64, false, "SlimageNet64", err);
+    return read_image_folder(ds, &ds->splits[RELATE_SPLIT_TEST], test, false, 64, false, "SlimageNet64", NULL, err);
 }
 
-relate_status relate_read_folder(relate_dataset *ds, const char *path, int side, relate_error *err)
+/* --val_fraction: moves round(f * n) of each class's training images (at least one where the
+ * class has two or more, never all) into the test split. The choice is a Fisher-Yates shuffle
+ * under a fixed seed, per class, so it depends only on the files: every stage, and every
+ * --seed, sees the same split. Both splits keep the files' order. */
+static relate_status carve_validation(relate_dataset *ds, double fraction, relate_error *err)
 {
-    char train[4096], test[4096];
+    relate_split *tr = &ds->splits[RELATE_SPLIT_TRAIN], *te = &ds->splits[RELATE_SPLIT_TEST];
+    const int64_t n = tr->count;
+    const size_t per = (size_t)tr->width * (size_t)tr->height * 3;
+    uint8_t *to_val = calloc((size_t)n + 1, 1);
+    int64_t *members = malloc(((size_t)n + 1) * sizeof *members);
+    relate_status s = RELATE_OK;
+    if (!to_val || !members)
+        s = relate_error_set(err, RELATE_ERR_NOMEM, "out of memory carving the validation split");
+    int64_t nval = 0;
+    for (int c = 0; s == RELATE_OK && c < ds->info.num_classes; c++) {
+        int64_t m = 0;
+        for (int64_t i = 0; i < n; i++)
+            if (tr->labels[i] == c)
+                members[m++] = i;
+        int64_t take = (int64_t)(fraction * (double)m + 0.5);
+        if (take < 1 && m >= 2)
+            take = 1;
+        if (take > m - 1)
+            take = m - 1 > 0 ? m - 1 : 0;
+        relate_rng r;
+        relate_rng_init(&r, 0x76616c69ULL /* "vali" */, (uint32_t)c, 0, RELATE_PURPOSE_SHUFFLE);
+        for (int64_t k = 0; k < take; k++) { /* the first `take` of a shuffle: a uniform subset */
+            int64_t j = k + (int64_t)relate_rng_below(&r, (uint32_t)(m - k));
+            int64_t t = members[k];
+            members[k] = members[j];
+            members[j] = t;
+            to_val[members[k]] = 1;
+        }
+        nval += take;
+    }
+    if (s == RELATE_OK && nval == 0)
+        s = relate_error_set(err, RELATE_ERR_ARG,
+                             "--val_fraction=%g leaves no validation image: every class has a single image", fraction);
+    if (s == RELATE_OK)
+        s = relate_split_resize(te, nval, tr->width, tr->height, err);
+    if (s == RELATE_OK) {
+        int64_t kept = 0, v = 0;
+        for (int64_t i = 0; i < n; i++) {
+            const uint8_t *src = tr->pixels + (size_t)i * per;
+            if (to_val[i]) {
+                memcpy(te->pixels + (size_t)v * per, src, per);
+                te->labels[v++] = tr->labels[i];
+            } else {
+                if (kept != i)
+                    memmove(tr->pixels + (size_t)kept * per, src, per);
+                tr->labels[kept++] = tr->labels[i];
+            }
+        }
+        s = relate_split_resize(tr, kept, tr->width, tr->height, err);
+        if (s == RELATE_OK)
+            snprintf(ds->info.note + strlen(ds->info.note), sizeof ds->info.note - strlen(ds->info.note),
+                     "%sValidation split: %lld of %lld labelled images (--val_fraction=%g of each class) are the "
+                     "test split; the other %lld train",
+                     *ds->info.note ? "; " : "", (long long)nval, (long long)n, fraction, (long long)kept);
+    }
+    free(to_val);
+    free(members);
+    return s;
+}
+
+/* Image files directly in dir (no sub-folders), as an unlabelled list. */
+static relate_status collect_flat_files(const char *dir, str_list *files, relate_error *err)
+{
+    str_list names = {0};
+    relate_status s = list_dir(dir, false, &names, err);
+    char path[4096];
+    for (int64_t k = 0; s == RELATE_OK && k < names.n; k++)
+        if (has_image_extension(names.s[k]) &&
+            (s = relate_path_fmt(path, sizeof path, err, "%s/%s", dir, names.s[k])) == RELATE_OK)
+            s = list_add(files, path, -1, err);
+    list_free(&names);
+    return s;
+}
+
+/* The images of an unlabelled folder (files directly in dir, or every image under dir when
+ * walk is set) become the unlabeled split, which stage 1 trains on. */
+static relate_status read_unlabelled(relate_dataset *ds, const char *dir, bool walk, int side, skip_report *skip,
+                                     relate_error *err)
+{
+    str_list files = {0};
+    relate_status s = walk ? collect_class_files(dir, -1, &files, err) : collect_flat_files(dir, &files, err);
+    if (s == RELATE_OK && files.n == 0)
+        s = relate_error_set(err, RELATE_ERR_FORMAT,
+                             "%s has no image files (.jpg .jpeg .png .ppm .bmp .pgm .tif .tiff .webp)", dir);
+    if (s == RELATE_OK)
+        s = decode_files(&files, &ds->splits[RELATE_SPLIT_UNLABELED], side, true, "folder", skip, err);
+    if (s == RELATE_OK)
+        ds->info.unsupervised_split = RELATE_SPLIT_UNLABELED;
+    list_free(&files);
+    return s;
+}
+
+static bool has_subfolders(const char *dir)
+{
+    str_list subs = {0};
+    relate_error ignore = {0};
+    bool any = list_dir(dir, true, &subs, &ignore) == RELATE_OK && subs.n > 0;
+    list_free(&subs);
+    return any;
+}
+
+/* folder:PATH. The layouts, in the order they are recognised:
+ *   PATH/train/CLASS/..., optionally PATH/test/CLASS/... and PATH/unlabeled/... (any depth);
+ *   PATH/train/IMAGE     (images without class folders: unlabelled);
+ *   PATH/CLASS/...       (the training split only; --val_fraction makes a test split);
+ *   PATH/IMAGE           (unlabelled: stage 1 only). */
+relate_status relate_read_folder(relate_dataset *ds, const char *path, int side, const relate_dataset_options *o,
+                                 relate_error *err)
+{
+    static const relate_dataset_options defaults = {0};
+    if (!o)
+        o = &defaults;
+    char train[4096], test[4096], unl[4096];
     relate_status s;
     if (!relate_is_dir(path))
         return relate_error_set(err, RELATE_ERR_IO,
-                                "image folder %s not found: expected %s/<class>/<images> or %s/train/<class>/... "
-                                "(and optionally %s/test/<class>/...)",
+                                "image folder %s not found: expected %s/<class>/<images>, %s/train/<class>/... "
+                                "(and optionally %s/test/<class>/...), or a folder of unlabelled images",
                                 path, path, path, path);
+    snprintf(ds->info.folder, sizeof ds->info.folder, "%s", path);
     if ((s = relate_path_fmt(train, sizeof train, err, "%s/train", path)) ||
-        (s = relate_path_fmt(test, sizeof test, err, "%s/test", path)))
+        (s = relate_path_fmt(test, sizeof test, err, "%s/test", path)) ||
+        (s = relate_path_fmt(unl, sizeof unl, err, "%s/unlabeled", path)))
         return s;
-    bool split = relate_is_dir(train);
-    if ((s = read_image_folder(ds, &ds->splits[RELATE_SPLIT_TRAIN], split ? train : path, true, side, true, "folder",
-                               err)))
+    if (!relate_is_dir(unl) && (s = relate_path_fmt(unl, sizeof unl, err, "%s/unlabelled", path)))
         return s;
-    if (split && relate_is_dir(test))
-        return read_image_folder(ds, &ds->splits[RELATE_SPLIT_TEST], test, false, side, true, "folder", err);
-    return RELATE_OK;
+    const bool split = relate_is_dir(train), has_test = split && relate_is_dir(test);
+    const bool has_unl = split && relate_is_dir(unl);
+    const char *root = split ? train : path;
+    const bool labelled = has_subfolders(root);
+    skip_report skip = {0}, *sk = o->strict_images ? NULL : &skip;
+
+    if (o->val_fraction != 0 && !(o->val_fraction > 0 && o->val_fraction < 1))
+        return relate_error_set(err, RELATE_ERR_ARG, "--val_fraction=%g: expected a fraction between 0 and 1",
+                                o->val_fraction);
+    if (o->val_fraction > 0 && has_test)
+        return relate_error_set(err, RELATE_ERR_ARG,
+                                "--val_fraction=%g, but %s exists: the test split is that folder (leave "
+                                "--val_fraction out, or remove %s)",
+                                o->val_fraction, test, test);
+    if (o->val_fraction > 0 && !labelled)
+        return relate_error_set(err, RELATE_ERR_ARG,
+                                "--val_fraction needs labelled images, %s/<class>/<images>; %s has no class "
+                                "sub-folders",
+                                root, root);
+    if (labelled) {
+        s = read_image_folder(ds, &ds->splits[RELATE_SPLIT_TRAIN], root, true, side, true, "folder", sk, err);
+        if (s == RELATE_OK && has_test)
+            s = read_image_folder(ds, &ds->splits[RELATE_SPLIT_TEST], test, false, side, true, "folder", sk, err);
+        if (s == RELATE_OK && o->val_fraction > 0)
+            s = carve_validation(ds, o->val_fraction, err);
+    } else {
+        if (has_test)
+            return relate_error_set(err, RELATE_ERR_FORMAT,
+                                    "%s has class sub-folders but %s has none: label both (train/<class>/..., "
+                                    "test/<class>/...), or move the test images out for unlabelled pretraining",
+                                    test, train);
+        s = read_unlabelled(ds, root, false, side, sk, err);
+    }
+    if (s == RELATE_OK && has_unl && labelled)
+        s = read_unlabelled(ds, unl, true, side, sk, err);
+    else if (s == RELATE_OK && has_unl)
+        return relate_error_set(err, RELATE_ERR_FORMAT,
+                                "%s holds unlabelled images and so does %s: put them in one of the two", train, unl);
+    if (s == RELATE_OK && skip.count > 0)
+        snprintf(ds->info.warning, sizeof ds->info.warning,
+                 "%lld of %lld image files were skipped because they do not decode (the first: %.300s); "
+                 "--strict_images=True makes this an error",
+                 (long long)skip.count, (long long)skip.total, skip.first.msg);
+    return s;
 }

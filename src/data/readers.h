@@ -22,6 +22,7 @@
 typedef struct relate_data_opts {
     bool allow_partial;           /* any whole number of records instead of the canonical count */
     const char *fashion_fallback; /* NULL: /usr/share/datasets/fashion-mnist; "": no fallback */
+    relate_dataset_options folder; /* folder:PATH only (relate/data.h) */
 } relate_data_opts;
 
 #define RELATE_FASHION_MNIST_SYSTEM_DIR "/usr/share/datasets/fashion-mnist"
@@ -38,8 +39,12 @@ relate_status relate_read_idx_dataset(relate_dataset *ds, const char *name, cons
                                       const relate_data_opts *o, relate_error *err);
 relate_status relate_read_tiny(relate_dataset *ds, const char *root, relate_error *err);
 relate_status relate_read_slim(relate_dataset *ds, const char *root, relate_error *err);
-/* folder:PATH[@S]: side is S; images of another size are resized with PIL's bilinear filter. */
-relate_status relate_read_folder(relate_dataset *ds, const char *path, int side, relate_error *err);
+/* folder:PATH[@S]: side is S; images of another size are resized with PIL's bilinear filter.
+ * Labelled (PATH[/train]/CLASS/...) images go to the train (and test) splits; a folder of images
+ * without class sub-folders, and PATH/unlabeled/, to the unlabeled split, which stage 1 then
+ * trains on (info.unsupervised_split). */
+relate_status relate_read_folder(relate_dataset *ds, const char *path, int side, const relate_dataset_options *o,
+                                 relate_error *err);
 
 /* ------------------------------------------------------------------ shared helpers (dataset.c) */
 /* (Re)sizes a split to count images of w x h, keeping the first images; labels are kept too. */

@@ -196,10 +196,9 @@ relate_status relate_knn_backbone(relate_backbone *bb, const relate_dataset *ds,
 {
     const relate_split *tr = relate_dataset_split(ds, RELATE_SPLIT_TRAIN);
     const relate_split *te = relate_dataset_split(ds, RELATE_SPLIT_TEST);
-    if (!tr || !tr->present || !tr->labels || !te || !te->present || !te->labels)
-        return relate_error_set(err, RELATE_ERR_ARG, "kNN needs labelled training and test splits; dataset %s lacks "
-                                                     "one",
-                                ds->info.name);
+    relate_status need = relate_dataset_need_labels(ds, true, true, "kNN", err);
+    if (need != RELATE_OK)
+        return need;
     const int d = bb->feature_size;
     float *ftr = malloc((size_t)tr->count * d * sizeof *ftr);
     float *fte = malloc((size_t)te->count * d * sizeof *fte);
@@ -222,10 +221,9 @@ relate_status relate_knn_stage(relate_knn_stage_options *o, relate_error *err)
 {
     FILE *out = o->out ? o->out : stdout;
     relate_dataset ds;
-    if (relate_dataset_open(&ds, o->dataset, o->data_root, err) != RELATE_OK)
+    if (relate_dataset_open_with(&ds, o->dataset, o->data_root, &o->data, err) != RELATE_OK)
         return err->code;
-    if (*ds.info.note)
-        fprintf(out, "[INFO] %s\n", ds.info.note);
+    relate_dataset_report(&ds.info, out, stderr);
     relate_backbone bb;
     relate_status st = relate_backbone_from_file(&bb, o->checkpoint, o->backbone, err);
     const bool bb_made = st == RELATE_OK;

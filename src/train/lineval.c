@@ -273,16 +273,14 @@ relate_status relate_lineval(relate_lineval_options *o, relate_error *err)
     fprintf(out, "[INFO] Setting SEED: %s\n", o->seed_text);
     if (o->epochs < 1 || o->data_size < 1)
         return relate_error_set(err, RELATE_ERR_ARG, "--epochs and --data_size must be at least 1");
-    if (relate_dataset_open(&ds, o->dataset, o->data_root, err) != RELATE_OK)
+    if (relate_dataset_open_with(&ds, o->dataset, o->data_root, &o->data, err) != RELATE_OK)
         return err->code;
-    if (*ds.info.note)
-        fprintf(out, "[INFO] %s\n", ds.info.note);
+    relate_dataset_report(&ds.info, out, stderr);
     const relate_split *train = relate_dataset_split(&ds, RELATE_SPLIT_TRAIN);
     const relate_split *test = relate_dataset_split(&ds, RELATE_SPLIT_TEST);
-    if (!train || !train->present || !train->labels) {
-        st = relate_error_set(err, RELATE_ERR_ARG, "dataset %s has no labelled training split", o->dataset);
+    if ((st = relate_dataset_need_labels(&ds, true, false,
+                                         o->finetune ? "Finetuning" : "Linear evaluation", err)) != RELATE_OK)
         goto done;
-    }
     if ((st = relate_ckpt_open(&c, o->checkpoint, err)) != RELATE_OK)
         goto done;
     const char *backbone = NULL;

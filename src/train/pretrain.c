@@ -299,14 +299,27 @@ relate_status relate_pretrain(const relate_pretrain_options *o, relate_error *er
     char *args = NULL;
 
     fprintf(out, "[INFO] Setting SEED: %s\n", o->seed_text);
-    if (relate_dataset_open(&ds, o->dataset, o->data_root, err) != RELATE_OK)
+    if (relate_dataset_open_with(&ds, o->dataset, o->data_root, &o->data, err) != RELATE_OK)
         return err->code;
     ds_open = true;
-    if (*ds.info.note)
-        fprintf(out, "[INFO] %s\n", ds.info.note);
+    relate_dataset_report(&ds.info, out, stderr);
     relate_method_config mc = o->method;
     mc.epochs = o->epochs;
     mc.num_classes = ds.info.num_classes;
+    if (ds.info.num_classes == 0) { /* an unlabelled folder */
+        const bool needs = mc.method && (strcmp(mc.method, "standard") == 0 || strcmp(mc.method, "deepcluster") == 0);
+        if (needs) {
+            st = relate_error_set(err, RELATE_ERR_ARG, "%s needs labelled images (%s), and %s has no class sub-folders",
+                                  mc.method,
+                                  strcmp(mc.method, "standard") == 0 ? "it is the supervised baseline"
+                                                                     : "it makes 10 clusters per class",
+                                  ds.info.folder);
+            goto done;
+        }
+        mc.num_classes = 1; /* the self-supervised methods never read it */
+    }
+    if (o->knn_every > 0 && (st = relate_dataset_need_labels(&ds, true, true, "--knn_every", err)) != RELATE_OK)
+        goto done;
     if ((st = relate_method_create(&m, &mc, err)) != RELATE_OK)
         goto done;
     fprintf(out, "[INFO] %s loaded in memory.\n", m->cfg.backbone);

@@ -23,10 +23,9 @@ relate_status relate_test(relate_test_options *o, relate_error *err)
 {
     FILE *out = o->out ? o->out : stdout;
     relate_dataset ds;
-    if (relate_dataset_open(&ds, o->dataset, o->data_root, err) != RELATE_OK)
+    if (relate_dataset_open_with(&ds, o->dataset, o->data_root, &o->data, err) != RELATE_OK)
         return err->code;
-    if (*ds.info.note)
-        fprintf(out, "[INFO] %s\n", ds.info.note);
+    relate_dataset_report(&ds.info, out, stderr);
     relate_status st;
     const relate_split *test = relate_dataset_split(&ds, RELATE_SPLIT_TEST);
     relate_backbone bb;
@@ -34,10 +33,8 @@ relate_status relate_test(relate_test_options *o, relate_error *err)
     memset(&cm, 0, sizeof cm);
     bool bb_made = false;
     relate_ckpt *c = NULL;
-    if (!test || !test->present || !test->labels) {
-        st = relate_error_set(err, RELATE_ERR_ARG, "dataset %s has no labelled test split", o->dataset);
+    if ((st = relate_dataset_need_labels(&ds, false, true, "The test stage", err)) != RELATE_OK)
         goto done;
-    }
     fprintf(out, "[INFO] Loading checkpoint...\n");
     if ((st = relate_ckpt_open(&c, o->checkpoint, err)) != RELATE_OK)
         goto done;

@@ -17,9 +17,12 @@
 #include "io/image_decode.h"
 #include "test_util.h"
 
+/* Image-folder options of the next opens (test_folder_layouts.c tests them; here: strictness). */
+static relate_dataset_options g_folder;
+
 static relate_status open_partial(relate_dataset *ds, const char *name, const char *root, relate_error *err)
 {
-    relate_data_opts o = {.allow_partial = true, .fashion_fallback = ""};
+    relate_data_opts o = {.allow_partial = true, .fashion_fallback = "", .folder = g_folder};
     memset(err, 0, sizeof *err);
     return relate_dataset_open_opts(ds, name, root, &o, err);
 }
@@ -643,10 +646,21 @@ static void test_folder(const char *root)
     rmdir(fx_path("%s/test/dog", b));
     fx_mkdirs(fx_path("%s/train/empty", b), 1);
     EXPECT_FAIL(fx_path("folder:%s@16", b), root, RELATE_ERR_FORMAT, "no image files");
+    /* --strict_images: a file that does not decode is the error */
+    g_folder.strict_images = true;
     fx_write(fx_path("%s/train/empty/x.bmp", b), "BM\x36\x00\x00\x00\x00\x00", 8);
     EXPECT_FAIL(fx_path("folder:%s@16", b), root, RELATE_ERR_FORMAT, "BMP");
     fx_write(fx_path("%s/train/empty/x.bmp", b), "\x89PNG\r\n\x1a\n\0\0", 10);
     EXPECT_FAIL(fx_path("folder:%s@16", b), root, RELATE_ERR_FORMAT, "x.bmp");
+    g_folder.strict_images = false;
+    /* by default it is skipped, counted and named in the warning; the others keep their order */
+    CHECK_MSG(open_partial(&ds, fx_path("folder:%s@16", b), root, &err) == RELATE_OK, "%s", err.msg);
+    CHECK_MSG(check_folder_split(relate_dataset_split(&ds, RELATE_SPLIT_TRAIN), ids, labels, 6, 16) == 0,
+              "the split without the broken file");
+    CHECK_MSG(strstr(ds.info.warning, "1 of 8 image files were skipped") && strstr(ds.info.warning, "x.bmp") &&
+                  strstr(ds.info.warning, "--strict_images=True"),
+              "warning: %s", ds.info.warning);
+    relate_dataset_close(&ds);
 }
 
 /* ------------------------------------------------------------------ tiny-ImageNet, SlimageNet */

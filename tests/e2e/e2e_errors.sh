@@ -79,7 +79,7 @@ for d in small small2; do
     mkdir -p $d/train/$cls $d/test/$cls
     for k in 1 2 3; do
       "$RELATE" data --dataset=fashionmnist --preview=$d/train/$cls/$k.png --method=standard --rows=1 --views=1 \
-        --seed=$k$cls > /dev/null || { echo "FAIL: preview"; FAILS=$((FAILS + 1)); }
+        --labels=False --seed=$k$cls > /dev/null || { echo "FAIL: preview"; FAILS=$((FAILS + 1)); }
     done
     cp $d/train/$cls/1.png $d/test/$cls/1.png
   done
@@ -158,7 +158,7 @@ else
 fi
 expect 2 "feats.npy exists: relate does not overwrite it" -- "$RELATE" embed --dataset=folder:small@32 \
   --checkpoint=$R8 --out=feats.npy
-expect 2 "split is train or test" -- "$RELATE" embed --checkpoint=$R8 --out=x.npy --split=val
+expect 2 "split is train, test or unlabeled" -- "$RELATE" embed --checkpoint=$R8 --out=x.npy --split=val
 
 # Retrieval: metrics and the grid PNG (2 queries, 3 neighbours, 32x32 images drawn at 2x in 2-pixel
 # frames: 4 + 4 x (68 + 4) + 4 = 296 by 4 + 2 x (68 + 4) = 148 pixels), decoded by PIL.

@@ -117,13 +117,13 @@ ACC_FT=$(field "Test accuracy:" ft.txt)
 [ -n "$ACC_FT" ] || fail "finetune printed no accuracy"
 
 # Cross-domain: stage 1 on Fashion-MNIST, stages 2 and 3 on another dataset (an image folder of
-# 32x32 PNGs with two classes, made from preview grids).
+# 32x32 PNGs with two classes, made from bare preview grids, --labels=False).
 for cls in a b; do
   mkdir -p folder/train/$cls folder/test/$cls
   for s in 1 2 3 4 5 6; do
     m=relationnet; [ $cls = b ] && m=standard
     "$RELATE" data --dataset=fashionmnist --preview=folder/train/$cls/$s.png --method=$m --rows=1 --views=1 \
-      --seed=$s > /dev/null
+      --labels=False --seed=$s > /dev/null
   done
   cp folder/train/$cls/1.png folder/test/$cls/1.png
   cp folder/train/$cls/2.png folder/test/$cls/2.png

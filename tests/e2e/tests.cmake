@@ -12,5 +12,6 @@ endif()
 add_test(NAME e2e_relationnet COMMAND bash ${CMAKE_CURRENT_LIST_DIR}/e2e_relationnet.sh $<TARGET_FILE:relate_cli>)
 add_test(NAME e2e_errors COMMAND bash ${CMAKE_CURRENT_LIST_DIR}/e2e_errors.sh $<TARGET_FILE:relate_cli>)
 add_test(NAME e2e_runs COMMAND bash ${CMAKE_CURRENT_LIST_DIR}/e2e_runs.sh $<TARGET_FILE:relate_cli>)
-set_tests_properties(e2e_relationnet e2e_errors e2e_runs PROPERTIES
+add_test(NAME e2e_folders COMMAND bash ${CMAKE_CURRENT_LIST_DIR}/e2e_folders.sh $<TARGET_FILE:relate_cli>)
+set_tests_properties(e2e_relationnet e2e_errors e2e_runs e2e_folders PROPERTIES
   ENVIRONMENT "OMP_NUM_THREADS=2;RELATE_E2E_EXACT=${RELATE_E2E_EXACT}" LABELS e2e)
