@@ -40,7 +40,7 @@ else
 fi
 BIN=$BUILD_DIR/fuzz
 
-ALL="pickle zip checkpoint_zip checkpoint_legacy safetensors image cifar_bin cifar_pickle stl10 idx tiny folder"
+ALL="pickle zip checkpoint_zip checkpoint_legacy safetensors image cifar_bin cifar_pickle stl10 idx tiny folder plot_log"
 NAMES=${RELATE_FUZZ_ONLY:-$ALL}
 
 missing=""

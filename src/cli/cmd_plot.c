@@ -11,108 +11,11 @@
 
 #include "cli/args.h"
 #include "cli/draw.h"
+#include "cli/epoch_log_read.h"
 #include "data/readers.h"
 
-enum { MAX_LOGS = 8, MAX_COLS = 4, MAX_ROWS = 1000000 };
+enum { MAX_LOGS = 8 };
 static const double PI = 3.14159265358979323846;
-
-typedef struct series_log {
-    char name[128];
-    char cols[MAX_COLS][32]; /* column names after "epoch" */
-    int ncols;
-    double *x, *y[MAX_COLS]; /* y: NAN where the field is empty */
-    int n, cap;
-} series_log;
-
-static void log_free(series_log *l)
-{
-    free(l->x);
-    for (int c = 0; c < MAX_COLS; c++)
-        free(l->y[c]);
-}
-
-/* Parses a log; returns 0, or prints why not and returns 1. */
-static int read_log(const char *path, series_log *l)
-{
-    memset(l, 0, sizeof *l);
-    const char *base = strrchr(path, '/');
-    base = base ? base + 1 : path;
-    snprintf(l->name, sizeof l->name, "%s", strncmp(base, "log_", 4) == 0 ? base + 4 : base);
-    char *dot = strstr(l->name, ".csv");
-    if (dot)
-        *dot = 0;
-    FILE *f = fopen(path, "r");
-    if (!f) {
-        fprintf(stderr, "relate plot: cannot read %s: %s\n", path, strerror(errno));
-        return 1;
-    }
-    char line[1024];
-    if (!fgets(line, sizeof line, f) || strncmp(line, "epoch,", 6) != 0) {
-        fprintf(stderr, "relate plot: %s is not an epoch log of relate (its first line must start with 'epoch,')\n",
-                path);
-        fclose(f);
-        return 1;
-    }
-    for (char *tok = strtok(line + 6, ",\r\n"); tok && l->ncols < MAX_COLS; tok = strtok(NULL, ",\r\n"))
-        snprintf(l->cols[l->ncols++], sizeof l->cols[0], "%s", tok);
-    int lineno = 1;
-    while (fgets(line, sizeof line, f)) {
-        lineno++;
-        if (line[0] == '\n' || line[0] == 0)
-            continue;
-        if (l->n == MAX_ROWS || (!strchr(line, '\n') && !feof(f)))
-            goto bad;
-        if (l->n == l->cap) {
-            int cap = l->cap ? 2 * l->cap : 64;
-            double *x = realloc(l->x, (size_t)cap * sizeof *x);
-            if (!x)
-                goto oom;
-            l->x = x;
-            for (int c = 0; c < l->ncols; c++) {
-                double *y = realloc(l->y[c], (size_t)cap * sizeof *y);
-                if (!y)
-                    goto oom;
-                l->y[c] = y;
-            }
-            l->cap = cap;
-        }
-        char *p = line, *end;
-        l->x[l->n] = strtod(p, &end);
-        if (end == p || *end != ',' || !isfinite(l->x[l->n]))
-            goto bad;
-        p = end + 1;
-        for (int c = 0; c < l->ncols; c++) {
-            double v = NAN;
-            if (*p != ',' && *p != '\n' && *p != '\r' && *p) {
-                v = strtod(p, &end);
-                if (end == p || !isfinite(v))
-                    goto bad;
-                p = end;
-            }
-            l->y[c][l->n] = v;
-            if (*p == ',')
-                p++;
-        }
-        l->n++;
-    }
-    fclose(f);
-    if (l->n == 0) {
-        fprintf(stderr, "relate plot: %s has no epoch lines yet\n", path);
-        log_free(l);
-        return 1;
-    }
-    return 0;
-bad:
-    fprintf(stderr, "relate plot: %s line %d is not a line of numbers: %.60s\n", path, lineno, line);
-    fclose(f);
-    log_free(l);
-    return 1;
-oom:
-    fprintf(stderr, "relate plot: out of memory reading %s\n", path);
-    fclose(f);
-    log_free(l);
-    return 1;
-}
 
 typedef struct panel {
     double x0, y0, w, h;       /* plot area in pixels */
@@ -254,9 +157,15 @@ int relate_cmd_plot(int argc, char **argv)
     series_log logs[MAX_LOGS];
     int nlogs = 0;
     rc = 0;
-    for (int i = 0; i < nfiles && !rc; i++)
-        if (!(rc = read_log(files[i], &logs[i])))
+    for (int i = 0; i < nfiles && !rc; i++) {
+        relate_error err = {0};
+        if (relate_series_log_read(files[i], &logs[i], &err) == RELATE_OK) {
             nlogs++;
+        } else {
+            fprintf(stderr, "relate plot: %s\n", err.msg);
+            rc = 1;
+        }
+    }
     const int W = (int)relate_args_get_int(specs, n, "width"), H = (int)relate_args_get_int(specs, n, "height");
     const int legend_h = 18 * nlogs + 10;
     cairo_surface_t *surf = NULL;
@@ -316,6 +225,6 @@ int relate_cmd_plot(int argc, char **argv)
     if (surf)
         cairo_surface_destroy(surf);
     for (int k = 0; k < nlogs; k++)
-        log_free(&logs[k]);
+        relate_series_log_free(&logs[k]);
     return rc;
 }
