@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "cli/args.h"
+#include "relate/dist.h"
 #include "relate/nn.h"
 
 #define RELATE_VERSION "0.1.0"
@@ -87,12 +88,48 @@ static void usage(FILE *out)
             RELATE_VERSION);
 }
 
+/* Started by mpirun or srun as several processes. Every command would run N times over and
+ * write the same files, so each refuses in one line (from rank 0) until it computes as one run
+ * across the processes (issue 12); the help and `info` are harmless. */
+static int refuse_multiprocess(const char *cmd)
+{
+    const int n = relate_dist_launcher_size();
+    if (n <= 1 || strcmp(cmd, "info") == 0 || strcmp(cmd, "--version") == 0 || strcmp(cmd, "--help") == 0 ||
+        strcmp(cmd, "-h") == 0 || strcmp(cmd, "help") == 0)
+        return 0;
+    if (!relate_dist_built_with_mpi()) {
+        fprintf(stderr,
+                "relate: started as %d processes, but this relate was built without MPI, so each would run the whole "
+                "job alone and overwrite the others' files. Install libopenmpi-dev and rebuild (docs/scaling.md), or "
+                "run one process (--threads sets its cores)\n",
+                n);
+        return 2;
+    }
+    relate_error err = {0};
+    if (relate_dist_init(&err) != RELATE_OK) {
+        fprintf(stderr, "relate: %s\n", err.msg);
+        return 1;
+    }
+    if (relate_dist_rank() == 0)
+        fprintf(stderr,
+                "relate %s: started as %d MPI processes, but data-parallel training across processes is not built yet "
+                "(issue 12; docs/scaling.md): run one process (--threads sets its cores)\n",
+                cmd, relate_dist_size());
+    relate_dist_finalize();
+    return 2;
+}
+
 int main(int argc, char **argv)
 {
     /* Past a file-size limit (ulimit -f) the kernel would kill the process with SIGXFSZ, silently
      * and mid-save. Ignored, the write fails with EFBIG instead, and the save reports it and
      * removes its temporary file. */
     signal(SIGXFSZ, SIG_IGN);
+    if (argc >= 2) {
+        int rc = refuse_multiprocess(argv[1]);
+        if (rc)
+            return rc;
+    }
     if (argc < 2) {
         usage(stderr);
         return 2;

@@ -1,0 +1,57 @@
+/* relate/dist.h: the processes of a run launched by mpirun or srun, and the collectives that
+ * data-parallel training is built on (issue 12): summing gradients and batch-norm statistics,
+ * gathering feature rows, broadcasting parameters. Built on Open MPI when relate is built with it
+ * (CMake finds libopenmpi-dev; RELATE_MPI=OFF leaves it out); without it a run is one process.
+ * Not the sharding of data or the training step itself.
+ *
+ *   relate_dist_init(&err);                       // MPI only when a launcher started this process
+ *   float g[n] = ...;                             // this rank's partial sums
+ *   relate_dist_allreduce_sum_f32(g, n, &err);    // the same bits on every rank
+ *   relate_dist_finalize();
+ *
+ * Every collective must be called by every rank in the same order. Sums are reduced in one fixed
+ * order and then broadcast, so every rank holds bit-identical results (replicas of the parameters
+ * never drift apart); their rounding differs from one process's sum only by summation order. */
+#ifndef RELATE_DIST_H
+#define RELATE_DIST_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "relate/status.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* True when this build can run across processes (linked with MPI). */
+bool relate_dist_built_with_mpi(void);
+
+/* The number of processes a launcher (mpirun / mpiexec / srun with PMI) says this run has, read
+ * from its environment without MPI; 1 when none did. Lets a build without MPI refuse, rather
+ * than run N copies of a single-process job that write the same files. */
+int relate_dist_launcher_size(void);
+
+/* Initialises MPI (thread level FUNNELED: only the main thread calls MPI) when this build has it
+ * and a launcher started the process; otherwise the run is rank 0 of 1 and nothing is started.
+ * Idempotent. */
+relate_status relate_dist_init(relate_error *err);
+/* Finalises MPI if relate_dist_init started it. */
+void relate_dist_finalize(void);
+
+int relate_dist_rank(void);
+int relate_dist_size(void);
+
+/* buf[i] = the sum over ranks of every rank's buf[i], identical on every rank. */
+relate_status relate_dist_allreduce_sum_f32(float *buf, size_t n, relate_error *err);
+relate_status relate_dist_allreduce_sum_f64(double *buf, size_t n, relate_error *err);
+/* recv = the n floats of rank 0, then rank 1's, ... (size * n floats). */
+relate_status relate_dist_allgather_f32(const float *send, size_t n, float *recv, relate_error *err);
+/* buf (bytes long) of rank root on every rank. */
+relate_status relate_dist_broadcast(void *buf, size_t bytes, int root, relate_error *err);
+relate_status relate_dist_barrier(relate_error *err);
+
+#ifdef __cplusplus
+}
+#endif
+#endif
