@@ -49,11 +49,20 @@ typedef struct relate_loader_config {
     relate_sample_fn sample; /* NULL: the pipeline */
     void *sample_user;
     int64_t limit_batches; /* > 0: stop each epoch after this many batches */
+    /* Data-parallel sharding (issue 12): this loader is shard shard_index of shard_count and
+     * yields only its rows of every global batch of batch_size images, rows
+     * [size * r / n, size * (r + 1) / n) for r = shard_index, n = shard_count. Everything else
+     * (order, augmentation draws, drop_last, the last partial batch) is the unsharded loader's,
+     * so the shards of a batch, concatenated in rank order, are bit for bit its rows. A shard
+     * may be empty when a last partial batch has fewer images than shards. Default 0 of 1. */
+    int shard_index, shard_count;
 } relate_loader_config;
 
 typedef struct relate_batch {
     int64_t number;      /* 0-based batch number within the epoch */
-    int size;            /* B of this batch (the last one may be smaller) */
+    int size;            /* B of this batch (the last one may be smaller); sharded: this shard's rows */
+    int global_size;     /* the whole batch's B (= size unless sharded) */
+    int global_offset;   /* sharded: the global row of this shard's first row (0 unless sharded) */
     int views;
     int side;            /* S: images are S x S */
     float *images;       /* [views * size, 3, S, S]: rows k*size .. k*size+size-1 hold view k */

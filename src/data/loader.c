@@ -55,6 +55,7 @@ relate_loader_config relate_loader_defaults(const relate_split *split, const rel
     c.shuffle = true;
     c.threads = 2;
     c.prefetch = 1;
+    c.shard_count = 1;
     return c;
 }
 
@@ -72,13 +73,30 @@ static int batch_size_of(const relate_loader *l, int64_t j)
     return (int)(l->n - first < l->cfg.batch_size ? l->n - first : l->cfg.batch_size);
 }
 
+/* This shard's rows [*g0, *g1) of global batch j. */
+static void shard_rows(const relate_loader *l, int64_t j, int *g0, int *g1)
+{
+    const int64_t size = batch_size_of(l, j), r = l->cfg.shard_index, n = l->cfg.shard_count;
+    *g0 = (int)(size * r / n);
+    *g1 = (int)(size * (r + 1) / n);
+}
+
+static int shard_size_of(const relate_loader *l, int64_t j)
+{
+    int g0, g1;
+    shard_rows(l, j, &g0, &g1);
+    return g1 - g0;
+}
+
 /* Fills part `part` of `parts` (a contiguous range of its images) of slot s with batch j of the
  * current epoch; pure given (seed, epoch, order). */
 static void fill(relate_loader *l, slot *s, int64_t j, int part, int parts, uint8_t *scratch)
 {
     const relate_loader_config *c = &l->cfg;
-    int64_t first = j * c->batch_size;
-    int size = batch_size_of(l, j);
+    int g0, g1;
+    shard_rows(l, j, &g0, &g1);
+    const int64_t first = j * c->batch_size + g0; /* this shard's first image in the order */
+    const int size = g1 - g0;
     int i0 = (int)((int64_t)size * part / parts), i1 = (int)((int64_t)size * (part + 1) / parts);
     relate_sample_fn fn = c->sample ? c->sample : default_sample;
     void *user = c->sample ? c->sample_user : (void *)&l->cfg;
@@ -114,7 +132,7 @@ static void *worker_main(void *arg)
                 s->state = SLOT_FILLING;
                 s->parts_done = 0;
                 s->batch = j;
-                s->size = batch_size_of(l, j);
+                s->size = shard_size_of(l, j);
             }
             s->parts_busy++;
             pthread_mutex_unlock(&l->mu);
@@ -142,10 +160,15 @@ relate_status relate_loader_create(relate_loader **out, const relate_loader_conf
     if (cfg->views < 1 || cfg->batch_size < 1 || cfg->threads < 0 || cfg->threads > 256)
         return relate_error_set(err, RELATE_ERR_ARG, "loader: views (%d) and batch size (%d) must be >= 1, threads (%d) in [0, 256]",
                                 cfg->views, cfg->batch_size, cfg->threads);
+    /* shard_count 0: a config made without relate_loader_defaults, unsharded */
+    const int shards = cfg->shard_count ? cfg->shard_count : 1;
+    if (shards < 0 || cfg->shard_index < 0 || cfg->shard_index >= shards)
+        return relate_error_set(err, RELATE_ERR_ARG, "loader: shard %d of %d", cfg->shard_index, cfg->shard_count);
     relate_loader *l = calloc(1, sizeof *l);
     if (!l)
         return relate_error_set(err, RELATE_ERR_NOMEM, "out of memory");
     l->cfg = *cfg;
+    l->cfg.shard_count = shards;
     l->side = cfg->info->image_size;
     l->sample_floats = (size_t)3 * l->side * l->side;
     l->scratch_bytes = relate_transform_scratch_bytes(cfg->split->width, cfg->split->height, l->side);
@@ -264,7 +287,7 @@ int relate_loader_next(relate_loader *l, relate_batch *b)
     if (l->nworkers == 0) {
         pthread_mutex_unlock(&l->mu);
         s->batch = j;
-        s->size = batch_size_of(l, j);
+        s->size = shard_size_of(l, j);
         fill(l, s, j, 0, 1, l->scratch[0]);
         pthread_mutex_lock(&l->mu);
     } else {
@@ -275,6 +298,8 @@ int relate_loader_next(relate_loader *l, relate_batch *b)
     pthread_mutex_unlock(&l->mu);
     b->number = j;
     b->size = s->size;
+    b->global_size = batch_size_of(l, j);
+    b->global_offset = (int)((int64_t)b->global_size * l->cfg.shard_index / l->cfg.shard_count);
     b->views = l->cfg.views;
     b->side = l->side;
     b->images = s->images;

@@ -1,7 +1,8 @@
 /* test_loader.c: the loader's contract: batch counts (drop_last, limit), the view-major layout,
  * per-epoch orders equal to an independent replay of the shuffle's draws (Fisher-Yates on the
  * seed's SHUFFLE stream), each view's augmentation stream keyed by (seed, epoch, image, view),
- * labels, and bit-identical batches for any number of worker threads.
+ * labels, bit-identical batches for any number of worker threads, and data-parallel shards whose
+ * rows, concatenated in rank order, are the unsharded batch bit for bit.
  * Not a test of the augmentations: a stand-in sample function records what it was asked for. */
 #include <stdlib.h>
 #include <string.h>
@@ -267,12 +268,85 @@ static void check_shuffle_replay(void)
     free(want);
 }
 
+/* Shards r of n (n = 2, 3, 4; worker threads 0 and 2): for every batch of two epochs, with and
+ * without drop_last, the shards' rows concatenated in rank order equal the unsharded batch's
+ * rows (images, per view, labels and indices), each shard's size and offset are the split of
+ * the global size, and an epoch has the same number of batches. 103 images in batches of 10:
+ * the last batch of 3 leaves one of 4 shards empty. */
+static void check_shards(void)
+{
+    const size_t sf = 3 * S * S;
+    for (int drop = 0; drop <= 1; drop++)
+        for (int n = 2; n <= 4; n++) {
+            relate_loader *whole = make(3, 10, true, drop, 2, 0), *sh[4] = {0};
+            for (int r = 0; r < n; r++) {
+                relate_loader_config c = relate_loader_defaults(&split, &info, RELATE_T5);
+                c.views = 3;
+                c.batch_size = 10;
+                c.drop_last = drop;
+                c.threads = r % 2 ? 2 : 0;
+                c.seed = SEED;
+                c.sample = probe;
+                c.shard_index = r;
+                c.shard_count = n;
+                relate_error err = {0};
+                CHECK_MSG(relate_loader_create(&sh[r], &c, &err) == RELATE_OK, "%s", err.msg);
+            }
+            int bad = 0, empty = 0;
+            for (int epoch = 0; epoch < 2; epoch++) {
+                relate_loader_start_epoch(whole, epoch);
+                for (int r = 0; r < n; r++)
+                    relate_loader_start_epoch(sh[r], epoch);
+                relate_batch w;
+                while (relate_loader_next(whole, &w) == 1) {
+                    int row = 0;
+                    for (int r = 0; r < n; r++) {
+                        relate_batch b;
+                        if (relate_loader_next(sh[r], &b) != 1) {
+                            bad++;
+                            continue;
+                        }
+                        bad += b.number != w.number || b.global_size != w.size || b.global_offset != row ||
+                               b.size != (int)((int64_t)w.size * (r + 1) / n - (int64_t)w.size * r / n);
+                        empty += b.size == 0;
+                        for (int i = 0; i < b.size; i++) {
+                            bad += b.indices[i] != w.indices[row + i] || b.labels[i] != w.labels[row + i];
+                            for (int k = 0; k < 3; k++)
+                                bad += memcmp(b.images + ((size_t)k * b.size + i) * sf,
+                                              w.images + ((size_t)k * w.size + row + i) * sf, sf * sizeof(float)) != 0;
+                        }
+                        row += b.size;
+                    }
+                    bad += row != w.size;
+                }
+                for (int r = 0; r < n; r++) {
+                    relate_batch b;
+                    bad += relate_loader_next(sh[r], &b) != 0; /* the same number of batches */
+                }
+            }
+            CHECK_MSG(bad == 0, "drop_last %d, %d shards: %d differences from the unsharded batches", drop, n, bad);
+            if (!drop && n == 4)
+                CHECK_MSG(empty == 2, "the last batch (3 images) leaves one of 4 shards empty, each epoch: %d", empty);
+            relate_loader_destroy(whole);
+            for (int r = 0; r < n; r++)
+                relate_loader_destroy(sh[r]);
+        }
+    /* a shard outside 0..count-1 is refused */
+    relate_loader_config c = relate_loader_defaults(&split, &info, RELATE_T5);
+    c.shard_index = 2;
+    c.shard_count = 2;
+    relate_loader *l = NULL;
+    relate_error err = {0};
+    CHECK(relate_loader_create(&l, &c, &err) == RELATE_ERR_ARG && !l && strstr(err.msg, "shard 2 of 2"));
+}
+
 int main(void)
 {
     setup();
     check_shuffle_replay();
     check_counts();
     check_order_and_threads();
+    check_shards();
     free(split.pixels);
     free(split.labels);
     return relate_test_finish();
