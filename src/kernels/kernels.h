@@ -92,6 +92,25 @@ void relate_batchnorm_backward_train_ep(float *dx, float *dgamma, float *dbeta, 
                                         const float *x, const float *saved_mean,
                                         const float *saved_invstd, const float *gamma,
                                         int n, int c, int hw, const float *relu_y, float *dresidual);
+/* Synchronised batch norm (data-parallel training, issue 12): each replica holds n of the global
+ * batch's images; the statistics are those of the whole batch. `reduce` must replace buf[0..len)
+ * by its sum over every replica, the same bits on each (relate_dist_allreduce_sum_f64), and
+ * return 0, or nonzero on failure (the kernel then returns -1 with its outputs undefined).
+ * Forward: two reductions (the sums and the count, then the squared deviations from the global
+ * mean, as the one-process kernel's two passes); saved and running statistics come out equal on
+ * every replica. Backward: one reduction of sum(dz) and sum((x - mean) dz) for dx; dgamma and
+ * dbeta get this replica's own sums, which the gradients' all-reduce then adds up. Both layouts
+ * (hw == 1 included, with relu_y and dresidual); results differ from the one-process kernels on
+ * the concatenated batch only by summation order. -1 also when out of memory. */
+typedef int (*relate_bn_reduce_fn)(double *buf, size_t len, void *user);
+int relate_batchnorm_forward_train_sync(float *y, float *saved_mean, float *saved_invstd, const float *x,
+                                        const float *gamma, const float *beta, float *running_mean,
+                                        float *running_var, int n, int c, int hw, float momentum, float eps,
+                                        const relate_bn_epilogue *ep, relate_bn_reduce_fn reduce, void *user);
+int relate_batchnorm_backward_train_sync(float *dx, float *dgamma, float *dbeta, const float *dy, const float *x,
+                                         const float *saved_mean, const float *saved_invstd, const float *gamma,
+                                         int n, int c, int hw, const float *relu_y, float *dresidual,
+                                         relate_bn_reduce_fn reduce, void *user);
 /* conv4's block tail, training mode: y [n, c, h/2, w/2] = AvgPool2d(2, 2)(ReLU(BatchNorm2d(x))),
  * without storing the full-size activation; the backward recomputes the ReLU decision from x.
  * Both return -1 when out of memory for their per-channel row buffers; the step has then failed. */

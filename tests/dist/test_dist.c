@@ -2,14 +2,60 @@
  * for N = 1, 2, 3 (and once without a launcher). Sums of integers are exact, so they are checked
  * against their closed forms; sums of random floats must come back bit-identical on every rank
  * (each rank compares its result with rank 0's after a gather). Also the gather order and a
- * broadcast from the last rank. Every rank checks; the exit status is the launcher's. */
+ * broadcast from the last rank; and synchronised batch norm over the processes, whose every rank's
+ * rows and statistics equal the one-process kernel's on the whole batch (test_batchnorm_sync
+ * tests it with threads). Every rank checks; the exit status is the launcher's. */
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "kernels/kernels.h"
 #include "relate/dist.h"
 #include "relate/rng.h"
 #include "test_util.h"
+
+static int dist_reduce(double *buf, size_t len, void *user)
+{
+    return relate_dist_allreduce_sum_f64(buf, len, user) == RELATE_OK ? 0 : -1;
+}
+
+/* BatchNorm2d + ReLU over 7 images shared unevenly by the ranks, forward and backward. */
+static void check_sync_batchnorm(int rank, int size)
+{
+    enum { NI = 7, C = 4, HW = 25, T = NI * C * HW };
+    float x[T], dy[T], y1[T], dx1[T] = {0}, m1[C], s1[C], rm1[C] = {0}, rv1[C] = {1, 1, 1, 1}, dg1[C] = {0},
+                                  db1[C] = {0}, gamma[C] = {1, 0.5f, 2, -1}, beta[C] = {0, 1, -1, 0.5f};
+    relate_rng r;
+    relate_rng_init(&r, 3, 0, 0, RELATE_PURPOSE_TEST); /* the same batch on every rank */
+    for (int i = 0; i < T; i++) {
+        x[i] = (float)relate_rng_normal(&r) + 1.0f;
+        dy[i] = (float)relate_rng_normal(&r);
+    }
+    relate_bn_epilogue ep = {NULL, true};
+    relate_batchnorm_forward_train_ep(y1, m1, s1, x, gamma, beta, rm1, rv1, NI, C, HW, 0.1f, 1e-5f, &ep);
+    relate_batchnorm_backward_train_ep(dx1, dg1, db1, dy, x, m1, s1, gamma, NI, C, HW, y1, NULL);
+    const int a = NI * rank / size, b = NI * (rank + 1) / size;
+    const size_t off = (size_t)a * C * HW, cnt = (size_t)(b - a) * C * HW;
+    float y[T], dx[T] = {0}, m[C], s[C], rm[C] = {0}, rv[C] = {1, 1, 1, 1}, dg[C] = {0}, db[C] = {0};
+    relate_error err = {0};
+    CHECK(relate_batchnorm_forward_train_sync(y + off, m, s, x + off, gamma, beta, rm, rv, b - a, C, HW, 0.1f, 1e-5f,
+                                              &ep, dist_reduce, &err) == 0);
+    CHECK(relate_batchnorm_backward_train_sync(dx + off, dg, db, dy + off, x + off, m, s, gamma, b - a, C, HW, y + off,
+                                               NULL, dist_reduce, &err) == 0);
+    CHECK_MSG(memcmp(y + off, y1 + off, cnt * 4) == 0 && memcmp(m, m1, sizeof m) == 0 && memcmp(s, s1, sizeof s) == 0 &&
+                  memcmp(rm, rm1, sizeof rm) == 0 && memcmp(rv, rv1, sizeof rv) == 0,
+              "rank %d: synchronised forward differs from the one-process kernel", rank);
+    double ddx = 0;
+    for (size_t i = off; i < off + cnt; i++)
+        ddx = fmax(ddx, fabs((double)dx[i] - dx1[i]));
+    CHECK_MSG(ddx <= 1e-6, "rank %d: dx differs by %.2e", rank, ddx);
+    /* the parameters' gradients: this rank's share, which the gradients' all-reduce adds up */
+    CHECK(relate_dist_allreduce_sum_f32(dg, C, &err) == RELATE_OK && relate_dist_allreduce_sum_f32(db, C, &err) == RELATE_OK);
+    for (int ch = 0; ch < C; ch++)
+        CHECK_MSG(fabs(dg[ch] - dg1[ch]) <= 1e-5 * (1 + fabs(dg1[ch])) && fabs(db[ch] - db1[ch]) <= 1e-5 * (1 + fabs(db1[ch])),
+                  "rank %d channel %d: dgamma %g vs %g, dbeta %g vs %g", rank, ch, dg[ch], dg1[ch], db[ch], db1[ch]);
+}
 
 int main(int argc, char **argv)
 {
@@ -65,6 +111,7 @@ int main(int argc, char **argv)
     snprintf(want, sizeof want, "from rank %d", size - 1);
     CHECK_MSG(strcmp(text, want) == 0, "rank %d got '%s'", rank, text);
     CHECK(relate_dist_broadcast(text, 1, size, &err) == RELATE_ERR_ARG && strstr(err.msg, "broadcast from rank"));
+    check_sync_batchnorm(rank, size);
     CHECK(relate_dist_barrier(&err) == RELATE_OK);
     relate_dist_finalize();
     CHECK(relate_dist_size() == 1 && relate_dist_rank() == 0);
