@@ -5,10 +5,12 @@
  * broadcast from the last rank; and synchronised batch norm over the processes, whose every rank's
  * rows and statistics equal the one-process kernel's on the whole batch (test_batchnorm_sync
  * tests it with threads). Every rank checks; the exit status is the launcher's. */
+#define _POSIX_C_SOURCE 200809L /* _exit */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "kernels/kernels.h"
 #include "relate/dist.h"
@@ -66,6 +68,18 @@ int main(int argc, char **argv)
     CHECK_MSG(size == want_size && rank >= 0 && rank < size, "rank %d of %d, want %d ranks", rank, size, want_size);
     CHECK(relate_dist_launcher_size() == want_size);
     CHECK(relate_dist_init(&err) == RELATE_OK && relate_dist_size() == size); /* idempotent */
+    if (argc > 2 && strcmp(argv[2], "die") == 0) {
+        /* dist_rank_dies: the last rank dies; the others wait in a sum that can never complete,
+         * and the launcher must end the job with an error rather than let them hang */
+        if (rank == size - 1) {
+            fprintf(stderr, "rank %d: dying on purpose\n", rank);
+            _exit(3);
+        }
+        float v = 1;
+        relate_dist_allreduce_sum_f32(&v, 1, &err);
+        fprintf(stderr, "rank %d: the sum returned: %s\n", rank, err.msg);
+        return 4;
+    }
 
     /* integers: exact */
     enum { N = 1000 };

@@ -22,6 +22,11 @@ if(MPI_C_FOUND AND MPIEXEC_EXECUTABLE)
     set_tests_properties(dist_mpirun_${np} PROPERTIES ENVIRONMENT "${RELATE_MPI_TEST_ENV}" LABELS mpi TIMEOUT 120
       RUN_SERIAL TRUE)
   endforeach()
+  # A rank that dies: the job ends with the launcher's error (non-zero, within the timeout), not
+  # a hang of the ranks waiting for it.
+  add_test(NAME dist_rank_dies COMMAND bash -c "o=$(mktemp); timeout 60 \"$0\" --oversubscribe -np 3 \"$1\" 3 die > $o 2>&1; rc=$?; cat $o; ok=0; [ $rc -ne 0 ] && [ $rc -ne 124 ] && grep -q 'dying on purpose' $o && grep -qi 'exit' $o && ok=1; rm -f $o; [ $ok = 1 ]"
+    ${MPIEXEC_EXECUTABLE} $<TARGET_FILE:test_dist>)
+  set_tests_properties(dist_rank_dies PROPERTIES ENVIRONMENT "${RELATE_MPI_TEST_ENV}" LABELS mpi TIMEOUT 120 RUN_SERIAL TRUE)
   add_test(NAME dist_cli COMMAND bash ${CMAKE_CURRENT_LIST_DIR}/dist_cli.sh ${MPIEXEC_EXECUTABLE} $<TARGET_FILE:relate_cli>)
   set_tests_properties(dist_cli PROPERTIES ENVIRONMENT "${RELATE_MPI_TEST_ENV}" LABELS mpi TIMEOUT 120 RUN_SERIAL TRUE)
 else()
