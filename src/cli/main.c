@@ -88,15 +88,27 @@ static void usage(FILE *out)
             RELATE_VERSION);
 }
 
-/* Started by mpirun or srun as several processes. Every command would run N times over and
- * write the same files, so each refuses in one line (from rank 0) until it computes as one run
- * across the processes (issue 12); the help and `info` are harmless. */
+/* Started by mpirun or srun as several processes. `knn` runs as one job across them (each rank
+ * extracts a share of the features; rank 0 alone prints). Every other command would run N times
+ * over and write the same files, so it refuses in one line (from rank 0) until it computes as
+ * one run across the processes (issue 12); the help and `info` are harmless. */
 static int refuse_multiprocess(const char *cmd)
 {
     const int n = relate_dist_launcher_size();
     if (n <= 1 || strcmp(cmd, "info") == 0 || strcmp(cmd, "--version") == 0 || strcmp(cmd, "--help") == 0 ||
         strcmp(cmd, "-h") == 0 || strcmp(cmd, "help") == 0)
         return 0;
+    if (strcmp(cmd, "knn") == 0 && relate_dist_built_with_mpi()) {
+        relate_error err = {0};
+        if (relate_dist_init(&err) != RELATE_OK) {
+            fprintf(stderr, "relate: %s\n", err.msg);
+            return 1;
+        }
+        /* the other ranks compute and stay silent: rank 0 says everything once */
+        if (relate_dist_rank() != 0 && (!freopen("/dev/null", "w", stdout) || !freopen("/dev/null", "w", stderr)))
+            return 1;
+        return 0;
+    }
     if (!relate_dist_built_with_mpi()) {
         fprintf(stderr,
                 "relate: started as %d processes, but this relate was built without MPI, so each would run the whole "
@@ -119,6 +131,8 @@ static int refuse_multiprocess(const char *cmd)
     return 2;
 }
 
+static int dispatch(int argc, char **argv);
+
 int main(int argc, char **argv)
 {
     /* Past a file-size limit (ulimit -f) the kernel would kill the process with SIGXFSZ, silently
@@ -130,6 +144,13 @@ int main(int argc, char **argv)
         if (rc)
             return rc;
     }
+    const int rc = dispatch(argc, argv);
+    relate_dist_finalize(); /* when refuse_multiprocess started MPI */
+    return rc;
+}
+
+static int dispatch(int argc, char **argv)
+{
     if (argc < 2) {
         usage(stderr);
         return 2;

@@ -3,6 +3,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "relate/dist.h"
 #include "relate/loader.h"
 #include "relate/stage2.h"
 #include "relate/train.h"
@@ -27,13 +28,21 @@ static relate_status open_pass(relate_loader **ld, relate_graph **g, const relat
     return RELATE_OK;
 }
 
-relate_status relate_extract_features(relate_backbone *bb, const relate_split *split,
-                                      const relate_dataset_info *info, relate_pipeline pipeline, int batch_size,
-                                      float *out, relate_error *err)
+/* Features of split's images [first, first + count) into out's rows of the same numbers. */
+static relate_status extract_range(relate_backbone *bb, const relate_split *split, int64_t first, int64_t count,
+                                   const relate_dataset_info *info, relate_pipeline pipeline, int batch_size,
+                                   float *out, relate_error *err)
 {
+    if (count == 0)
+        return RELATE_OK;
+    const size_t per = (size_t)split->width * (size_t)split->height * 3;
+    relate_split part = *split; /* a view of the range: the loader numbers its images from 0 */
+    part.count = count;
+    part.pixels = split->pixels + (size_t)first * per;
+    part.labels = split->labels ? split->labels + first : NULL;
     relate_loader *ld;
     relate_graph *g;
-    if (open_pass(&ld, &g, split, info, pipeline, batch_size, err) != RELATE_OK)
+    if (open_pass(&ld, &g, &part, info, pipeline, batch_size, err) != RELATE_OK)
         return err->code;
     const int d = bb->feature_size;
     relate_status st = RELATE_OK;
@@ -48,11 +57,40 @@ relate_status relate_extract_features(relate_backbone *bb, const relate_split *s
             break;
         }
         for (int i = 0; i < b.size; i++)
-            memcpy(out + b.indices[i] * d, f->data + (size_t)i * d, (size_t)d * sizeof(float));
+            memcpy(out + (first + b.indices[i]) * d, f->data + (size_t)i * d, (size_t)d * sizeof(float));
     }
     relate_graph_destroy(g);
     relate_loader_destroy(ld);
     return st;
+}
+
+/* In an MPI run each rank extracts a contiguous share of the split, and every rank then receives
+ * the others' rows: eval-mode features depend on each image alone, so the result is the one
+ * process's (dist_cli compares them). A rank whose pass fails still takes part in the broadcasts,
+ * so the others do not wait for it forever; the error is then every rank's. */
+relate_status relate_extract_features(relate_backbone *bb, const relate_split *split,
+                                      const relate_dataset_info *info, relate_pipeline pipeline, int batch_size,
+                                      float *out, relate_error *err)
+{
+    const int size = relate_dist_size(), rank = relate_dist_rank();
+    const int64_t n = split->count;
+    if (size == 1)
+        return extract_range(bb, split, 0, n, info, pipeline, batch_size, out, err);
+    const int64_t a = n * rank / size, b = n * (rank + 1) / size;
+    relate_status st = extract_range(bb, split, a, b - a, info, pipeline, batch_size, out, err);
+    double failed = st != RELATE_OK;
+    relate_error e = {0};
+    if (relate_dist_allreduce_sum_f64(&failed, 1, &e) != RELATE_OK)
+        return relate_error_set(err, e.code, "%s", e.msg);
+    if (failed > 0)
+        return st != RELATE_OK ? st : relate_error_set(err, RELATE_ERR_IO, "feature extraction failed on another rank");
+    const size_t d = (size_t)bb->feature_size;
+    for (int r = 0; r < size; r++) {
+        const int64_t ra = n * r / size, rb = n * (r + 1) / size;
+        if (relate_dist_broadcast(out + (size_t)ra * d, (size_t)(rb - ra) * d * sizeof(float), r, &e) != RELATE_OK)
+            return relate_error_set(err, e.code, "%s", e.msg);
+    }
+    return RELATE_OK;
 }
 
 relate_status relate_evaluate(relate_backbone *bb, relate_linear_layer *cls, const relate_split *split,

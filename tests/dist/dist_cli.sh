@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # dist_cli.sh MPIEXEC RELATE: the relate command started as 2 and 3 MPI processes refuses every
 # command that would run N times over, in one line from rank 0, exit 2, writing nothing; `info`
-# still works; one process under mpirun runs as usual.
+# still works; one process under mpirun runs as usual; `knn` runs across the processes (each
+# extracts a share of the features) and prints, once, what one process prints.
 set -uo pipefail
 MPIEXEC=$1 RELATE=$(realpath "$2")
 WORK=$(mktemp -d)
@@ -17,6 +18,28 @@ for np in 2 3; do
   [ ! -e checkpoint ] || fail "np=$np: files were written"
   "$MPIEXEC" --oversubscribe -np $np "$RELATE" info > out.txt 2> err.txt || { cat err.txt; fail "np=$np: info"; }
   [ "$(grep -c '^conv4' out.txt)" = $np ] || fail "np=$np: info did not run on every rank"
+done
+# knn on a small image folder (written with PIL) and a checkpoint of random weights
+/usr/bin/python3 - <<'PY' || fail "writing the folder needs python3-numpy and python3-pil"
+import os
+import numpy as np
+from PIL import Image
+rng = np.random.default_rng(1)
+for split, n in (("train", 40), ("test", 17)):
+    for i in range(n):
+        c = i % 3
+        os.makedirs("fold/%s/c%d" % (split, c), exist_ok=True)
+        img = rng.integers(0, 256, (16, 16, 3), dtype=np.uint8) // (c + 1)
+        Image.fromarray(img).save("fold/%s/c%d/%02d.png" % (split, c, i))
+PY
+"$RELATE" train_unsupervised --dataset=folder:fold@16 --method=randomweights > /dev/null 2>&1 || fail "randomweights"
+CK=$(find checkpoint -name '*.tar' | head -1)
+"$RELATE" knn --dataset=folder:fold@16 --checkpoint="$CK" --k=5 > one.txt 2>&1 || { cat one.txt; fail "knn, one process"; }
+grep -q "top-1" one.txt || { cat one.txt; fail "knn printed no accuracy"; }
+for np in 2 3; do
+  "$MPIEXEC" --oversubscribe -np $np "$RELATE" knn --dataset=folder:fold@16 --checkpoint="$CK" --k=5 > many.txt 2>&1 ||
+    { cat many.txt; fail "knn on $np processes"; }
+  cmp -s one.txt many.txt || { diff one.txt many.txt; fail "knn on $np processes printed otherwise than one process"; }
 done
 "$MPIEXEC" --oversubscribe -np 1 "$RELATE" data --dataset=fashionmnist > out.txt 2> err.txt ||
   { cat err.txt; fail "one process under mpirun"; }

@@ -14,6 +14,9 @@
 
 #include "kernels/kernels.h"
 #include "relate/dist.h"
+#include "relate/graph.h"
+#include "relate/nn.h"
+#include "relate/train.h"
 #include "relate/rng.h"
 #include "test_util.h"
 
@@ -57,6 +60,45 @@ static void check_sync_batchnorm(int rank, int size)
     for (int ch = 0; ch < C; ch++)
         CHECK_MSG(fabs(dg[ch] - dg1[ch]) <= 1e-5 * (1 + fabs(dg1[ch])) && fabs(db[ch] - db1[ch]) <= 1e-5 * (1 + fabs(db1[ch])),
                   "rank %d channel %d: dgamma %g vs %g, dbeta %g vs %g", rank, ch, dg[ch], dg1[ch], db[ch], db1[ch]);
+}
+
+/* relate_extract_features shares the split out by rank and gathers the rows: every rank ends
+ * with the features of all 37 images, equal to one forward pass over them. */
+static void check_sharded_features(int rank)
+{
+    enum { NI = 37, SIDE = 16 };
+    relate_split sp = {.present = true, .count = NI, .width = SIDE, .height = SIDE};
+    sp.pixels = malloc((size_t)NI * SIDE * SIDE * 3);
+    sp.labels = malloc(NI * sizeof *sp.labels);
+    for (int i = 0; i < NI * SIDE * SIDE * 3; i++)
+        sp.pixels[i] = (uint8_t)(i * 37 + i / 7);
+    for (int i = 0; i < NI; i++)
+        sp.labels[i] = i % 3;
+    relate_dataset_info info = {.image_size = SIDE, .num_classes = 3, .mean = {0.5f, 0.5f, 0.5f}, .std = {0.25f, 0.25f, 0.25f}};
+    relate_backbone bb;
+    relate_error err = {0};
+    CHECK_MSG(relate_backbone_create(&bb, "conv4", 5, &err) == RELATE_OK, "%s", err.msg);
+    float *got = calloc((size_t)NI * bb.feature_size, sizeof *got);
+    CHECK_MSG(relate_extract_features(&bb, &sp, &info, RELATE_T5, 8, got, &err) == RELATE_OK, "%s", err.msg);
+    /* the one-pass reference: T5 on a 16 x 16 image is ToTensor + Normalize */
+    relate_graph *g = relate_graph_create();
+    relate_graph_set_grad_enabled(g, false);
+    float *x = malloc(sizeof(float) * NI * 3 * SIDE * SIDE);
+    for (int i = 0; i < NI; i++)
+        for (int c = 0; c < 3; c++)
+            for (int p = 0; p < SIDE * SIDE; p++)
+                x[((size_t)i * 3 + c) * SIDE * SIDE + p] =
+                    ((float)sp.pixels[((size_t)i * SIDE * SIDE + p) * 3 + c] / 255.0f - 0.5f) / 0.25f;
+    relate_tensor *f = relate_backbone_forward(g, &bb, relate_tensor_wrap(g, 4, (int64_t[]){NI, 3, SIDE, SIDE}, x), false);
+    double d = 0, scale = 1e-30;
+    for (size_t i = 0; f && i < (size_t)NI * bb.feature_size; i++) {
+        d = fmax(d, fabs((double)got[i] - f->data[i]));
+        scale = fmax(scale, fabs((double)f->data[i]));
+    }
+    CHECK_MSG(f && d / scale <= 1e-6, "rank %d: sharded features differ from one pass by %.2e (relative)", rank, d / scale);
+    relate_graph_destroy(g);
+    relate_backbone_free(&bb);
+    free(x), free(got), free(sp.pixels), free(sp.labels);
 }
 
 int main(int argc, char **argv)
@@ -126,6 +168,7 @@ int main(int argc, char **argv)
     CHECK_MSG(strcmp(text, want) == 0, "rank %d got '%s'", rank, text);
     CHECK(relate_dist_broadcast(text, 1, size, &err) == RELATE_ERR_ARG && strstr(err.msg, "broadcast from rank"));
     check_sync_batchnorm(rank, size);
+    check_sharded_features(rank);
     CHECK(relate_dist_barrier(&err) == RELATE_OK);
     relate_dist_finalize();
     CHECK(relate_dist_size() == 1 && relate_dist_rank() == 0);
