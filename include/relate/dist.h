@@ -47,9 +47,15 @@ relate_status relate_dist_allreduce_sum_f32(float *buf, size_t n, relate_error *
 relate_status relate_dist_allreduce_sum_f64(double *buf, size_t n, relate_error *err);
 /* recv = the n floats of rank 0, then rank 1's, ... (size * n floats). */
 relate_status relate_dist_allgather_f32(const float *send, size_t n, float *recv, relate_error *err);
+/* recv = rank 0's bytes[0] bytes, then rank 1's bytes[1], ... (uneven shares of any type); send
+ * holds this rank's bytes[rank] bytes. */
+relate_status relate_dist_allgatherv(const void *send, void *recv, const size_t *bytes, relate_error *err);
 /* buf (bytes long) of rank root on every rank. */
 relate_status relate_dist_broadcast(void *buf, size_t bytes, int root, relate_error *err);
 relate_status relate_dist_barrier(relate_error *err);
+/* Ends every process of the job with exit status `code` (MPI_Abort): what a rank that fails calls,
+ * so the others never wait in a collective it will not join. Returns only without MPI running. */
+void relate_dist_abort(int code);
 
 #ifdef __cplusplus
 }

@@ -57,6 +57,13 @@ void relate_graph_set_grad_enabled(relate_graph *g, bool enabled);
  * relate_tensor_new/wrap, parameters) still hold gradients. keep=true keeps every gradient until
  * the reset (for tests that inspect intermediate gradients). */
 void relate_graph_keep_grads(relate_graph *g, bool keep);
+/* Data-parallel training (relate/dist.h): when on, each process's tensors hold its share of the
+ * batch, and batch norm in training mode computes its statistics, and their gradients, over
+ * every process's share (synchronised batch norm), so the N processes compute what one computes
+ * on the whole batch. Every process must then run the same ops in the same order. Default off;
+ * relate_graph_reset keeps the setting. */
+void relate_graph_set_sync_batch(relate_graph *g, bool on);
+bool relate_graph_sync_batch(const relate_graph *g);
 /* The arena's high-water mark: the peak memory of a step's activations and gradients. */
 size_t relate_graph_peak_bytes(const relate_graph *g);
 /* The work done since the last reset, for benchmarks' floors: FLOPs of the matrix products
@@ -84,6 +91,10 @@ int relate_get_threads(void);
 
 /* Runs the backward pass from a scalar (numel 1) tensor, seeding its gradient with 1. */
 relate_status relate_graph_backward(relate_graph *g, relate_tensor *loss);
+/* The backward pass of scale * loss (the value of loss is unchanged): a data-parallel process's
+ * share of a loss that every process computes (scale 1/N), whose summed gradients are then the
+ * loss's own. */
+relate_status relate_graph_backward_scaled(relate_graph *g, relate_tensor *loss, float scale);
 
 /* ---- ops (each matches the named PyTorch function; shapes in brackets) ---- */
 /* F.conv2d(x [N,C,H,W], w [O,C,KH,KW], stride, padding), no bias. */
@@ -133,6 +144,13 @@ relate_tensor *relate_concat(relate_graph *g, relate_tensor *a, relate_tensor *b
 relate_tensor *relate_slice_rows(relate_graph *g, relate_tensor *x, int64_t start, int64_t count);
 /* x[:, start : start+count] of a 2-D tensor. */
 relate_tensor *relate_slice_cols(relate_graph *g, relate_tensor *x, int64_t start, int64_t count);
+/* Data-parallel training: x is this process's share of a batch laid out as `blocks` blocks (views)
+ * of rows[rank] rows; the result is the whole batch on every process, block k holding process
+ * 0's rows of it, then process 1's, and so on: what one process would hold. Its backward sums the
+ * processes' gradients of the result (each computed from a loss scaled by 1/N) and gives x the
+ * rows that are its own. Every process must call it at the same point of its step. */
+relate_tensor *relate_gather_shards(relate_graph *g, relate_tensor *x, int blocks, const int *rows, int nranks,
+                                    int rank);
 /* torch.roll(x, shift, dims=0). */
 relate_tensor *relate_roll_rows(relate_graph *g, relate_tensor *x, int64_t shift);
 /* Same data, new shape of equal numel. */

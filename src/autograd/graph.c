@@ -43,6 +43,8 @@ relate_status relate_graph_status(const relate_graph *g) { return g->err.code; }
 const relate_error *relate_graph_error(const relate_graph *g) { return &g->err; }
 void relate_graph_set_grad_enabled(relate_graph *g, bool enabled) { g->grad_enabled = enabled; }
 void relate_graph_keep_grads(relate_graph *g, bool keep) { g->keep_grads = keep; }
+void relate_graph_set_sync_batch(relate_graph *g, bool on) { g->sync_batch = on; }
+bool relate_graph_sync_batch(const relate_graph *g) { return g->sync_batch; }
 size_t relate_graph_peak_bytes(const relate_graph *g) { return g->arena.high_water + g->workspace_size; }
 
 void relate_graph_work(const relate_graph *g, double *flops, double *layer_bytes)
@@ -286,6 +288,11 @@ static void release_grad(relate_graph *g, relate_tensor *out)
 
 relate_status relate_graph_backward(relate_graph *g, relate_tensor *loss)
 {
+    return relate_graph_backward_scaled(g, loss, 1.0f);
+}
+
+relate_status relate_graph_backward_scaled(relate_graph *g, relate_tensor *loss, float scale)
+{
     if (g->err.code != RELATE_OK)
         return g->err.code;
     if (!loss)
@@ -300,7 +307,7 @@ relate_status relate_graph_backward(relate_graph *g, relate_tensor *loss)
     float *seed = relate_grad_of(g, loss);
     if (!seed)
         return g->err.code;
-    seed[0] += 1.0f;
+    seed[0] += scale;
     for (int i = g->tape_count - 1; i >= 0 && g->err.code == RELATE_OK; i--) {
         g->tape[i].fn(g, g->tape[i].ctx);
         if (g->tape[i].out != loss)

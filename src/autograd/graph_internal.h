@@ -33,6 +33,7 @@ struct relate_graph {
     relate_free_grad *free_grads;
     int free_count, free_cap;
     bool keep_grads;           /* relate_graph_keep_grads */
+    bool sync_batch;           /* relate_graph_set_sync_batch */
 };
 
 /* Output tensor of an op: shape given, requires_grad if any listed input requires it. */

@@ -5,6 +5,7 @@
 
 #include "autograd/graph_internal.h"
 #include "kernels/kernels.h"
+#include "relate/dist.h"
 
 #define SHAPE(t, buf) relate_shape_str((t), (buf), sizeof(buf))
 
@@ -69,8 +70,24 @@ typedef struct {
     const float *rmean, *rvar;     /* eval */
     int n, c, hw;
     bool training;
+    bool sync;                     /* statistics over every process (relate_graph_set_sync_batch) */
     float eps;
 } bn_ctx;
+
+/* The synchronised kernels' reduction: sums over the processes, the same bits on each. */
+static int bn_reduce_dist(double *buf, size_t len, void *user)
+{
+    relate_error *err = user;
+    return relate_dist_allreduce_sum_f64(buf, len, err) == RELATE_OK ? 0 : -1;
+}
+
+static void bn_sync_failed(relate_graph *g, const relate_error *e, const char *where)
+{
+    if (e->code != RELATE_OK)
+        relate_graph_fail(g, e->code, "synchronised batch norm (%s): %s", where, e->msg);
+    else
+        relate_graph_fail(g, RELATE_ERR_NOMEM, "out of memory in synchronised batch norm (%s)", where);
+}
 
 static void bn_backward(relate_graph *g, void *p)
 {
@@ -80,6 +97,14 @@ static void bn_backward(relate_graph *g, void *p)
     float *dres = relate_grad_of(g, b->residual);
     float *dx = relate_grad_of(g, b->x), *dg = relate_grad_of(g, b->gamma), *db = relate_grad_of(g, b->beta);
     const size_t count = (size_t)b->y->numel;
+    if (b->sync) {
+        relate_error e = {0};
+        if (relate_batchnorm_backward_train_sync(dx, dg, db, b->y->grad, b->x->data, b->mean, b->invstd,
+                                                 b->gamma->data, b->n, b->c, b->hw, b->relu ? b->y->data : NULL, dres,
+                                                 bn_reduce_dist, &e) != 0)
+            bn_sync_failed(g, &e, "backward");
+        return;
+    }
     if (b->training && b->hw > 1) {
         /* The ReLU mask and the residual's gradient are applied inside the kernel's passes. */
         relate_batchnorm_backward_train_ep(dx, dg, db, b->y->grad, b->x->data, b->mean, b->invstd, b->gamma->data,
@@ -143,7 +168,8 @@ relate_tensor *relate_batch_norm_act(relate_graph *g, relate_tensor *x, relate_t
         return NULL;
     if (g->grad_enabled && (beta->requires_grad || (residual && residual->requires_grad)))
         y->requires_grad = true;
-    bn_ctx b = {x, gamma, beta, y, residual, relu, NULL, NULL, running_mean, running_var, n, c, hw, training, eps};
+    bn_ctx b = {x, gamma, beta, y, residual, relu, NULL, NULL, running_mean, running_var, n, c, hw, training,
+                training && g->sync_batch, eps};
     const relate_bn_epilogue ep = {residual ? residual->data : NULL, relu};
     const relate_bn_epilogue *epp = residual || relu ? &ep : NULL;
     if (training) {
@@ -151,8 +177,18 @@ relate_tensor *relate_batch_norm_act(relate_graph *g, relate_tensor *x, relate_t
         if (!b.mean)
             return NULL;
         b.invstd = b.mean + c;
-        relate_batchnorm_forward_train_ep(y->data, b.mean, b.invstd, x->data, gamma->data, beta->data,
-                                          running_mean, running_var, n, c, hw, momentum, eps, epp);
+        if (b.sync) {
+            relate_error e = {0};
+            if (relate_batchnorm_forward_train_sync(y->data, b.mean, b.invstd, x->data, gamma->data, beta->data,
+                                                    running_mean, running_var, n, c, hw, momentum, eps, epp,
+                                                    bn_reduce_dist, &e) != 0) {
+                bn_sync_failed(g, &e, "forward");
+                return NULL;
+            }
+        } else {
+            relate_batchnorm_forward_train_ep(y->data, b.mean, b.invstd, x->data, gamma->data, beta->data,
+                                              running_mean, running_var, n, c, hw, momentum, eps, epp);
+        }
         if (num_batches_tracked)
             (*num_batches_tracked)++;
     } else {
@@ -196,6 +232,13 @@ relate_tensor *relate_batch_norm_relu_pool2(relate_graph *g, relate_tensor *x, r
     if (gamma->numel != c || beta->numel != c)
         return relate_graph_fail(g, RELATE_ERR_SHAPE, "batch_norm: %d channels but %lld affine weights",
                                  c, (long long)gamma->numel);
+    /* Across processes, the three ops it fuses: the synchronised batch norm needs the whole
+     * batch's statistics before any output, which the fused kernel's single pass does not wait for.
+     * Same function; only rounding order differs. */
+    if (g->sync_batch)
+        return relate_avg_pool2d(g, relate_batch_norm_act(g, x, gamma, beta, running_mean, running_var,
+                                                          num_batches_tracked, true, momentum, eps, NULL, true),
+                                 2, 2, 0);
     relate_tensor *y = relate_op_output(g, 4, (int64_t[]){n, c, h / 2, w / 2}, x, gamma);
     if (!y)
         return NULL;

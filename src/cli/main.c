@@ -3,9 +3,11 @@
 /* SIGXFSZ is POSIX. */
 #define _POSIX_C_SOURCE 200809L
 #include <signal.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "cli/args.h"
 #include "relate/dist.h"
@@ -88,27 +90,82 @@ static void usage(FILE *out)
             RELATE_VERSION);
 }
 
-/* Started by mpirun or srun as several processes. `knn` runs as one job across them (each rank
- * extracts a share of the features; rank 0 alone prints). Every other command would run N times
- * over and write the same files, so it refuses in one line (from rank 0) until it computes as
- * one run across the processes (issue 12); the help and `info` are harmless. */
-static int refuse_multiprocess(const char *cmd)
+/* The commands, and whether each runs as one job across the processes of mpirun or srun
+ * (issue 12): train_unsupervised trains data-parallel, knn extracts a share of the features on
+ * each process. The others would run N times over and write the same files, so they refuse. */
+typedef struct command {
+    const char *name, *alias;
+    int (*run)(int argc, char **argv);
+    bool multiprocess;
+} command;
+
+static const command commands[] = {
+    {"data", NULL, relate_cmd_data, false},
+    {"download", NULL, relate_cmd_download, false},
+    {"train_unsupervised", "pretrain", relate_cmd_pretrain, true},
+    {"train_linear_evaluation", "lineval", relate_cmd_lineval, false},
+    {"test", NULL, relate_cmd_test, false},
+    {"export", NULL, relate_cmd_export, false},
+    {"knn", NULL, relate_cmd_knn, true},
+    {"embed", NULL, relate_cmd_embed, false},
+    {"retrieve", NULL, relate_cmd_retrieve, false},
+    {"plot", NULL, relate_cmd_plot, false},
+    {NULL, NULL, NULL, false},
+};
+
+static const command *find_command(const char *name)
+{
+    for (const command *c = commands; c->name; c++)
+        if (strcmp(c->name, name) == 0 || (c->alias && strcmp(c->alias, name) == 0))
+            return c;
+    return NULL;
+}
+
+/* A process other than rank 0 computes in silence: rank 0 says everything once. Its stderr goes
+ * to a temporary file, shown (prefixed with its rank) only if it fails, so an error that happens
+ * on it alone (a file it cannot read, memory) is not lost. */
+static FILE *g_rank_stderr;   /* the real stderr of a rank other than 0 */
+static FILE *g_rank_captured; /* what it wrote to stderr */
+
+static int quiet_rank(void)
+{
+    int fd = dup(STDERR_FILENO);
+    g_rank_captured = tmpfile();
+    if (fd < 0 || !g_rank_captured || !(g_rank_stderr = fdopen(fd, "w")))
+        return -1;
+    fflush(stderr);
+    if (dup2(fileno(g_rank_captured), STDERR_FILENO) < 0 || !freopen("/dev/null", "w", stdout))
+        return -1;
+    return 0;
+}
+
+/* The last lines a failed rank wrote to stderr, on the real stderr. */
+static void show_rank_error(void)
+{
+    if (!g_rank_stderr || !g_rank_captured)
+        return;
+    fflush(stderr);
+    char tail[2048];
+    long end = ftell(g_rank_captured), from = end > (long)sizeof tail - 1 ? end - (long)sizeof tail + 1 : 0;
+    if (end <= 0 || fseek(g_rank_captured, from, SEEK_SET) != 0)
+        return;
+    size_t n = fread(tail, 1, sizeof tail - 1, g_rank_captured);
+    tail[n] = 0;
+    for (char *line = strtok(tail, "\n"); line; line = strtok(NULL, "\n"))
+        fprintf(g_rank_stderr, "[rank %d of %d] %s\n", relate_dist_rank(), relate_dist_size(), line);
+    fflush(g_rank_stderr);
+}
+
+/* Started as several processes: 0 to go on, else the exit status (after saying why, once). */
+static int enter_multiprocess(const char *cmd)
 {
     const int n = relate_dist_launcher_size();
     if (n <= 1 || strcmp(cmd, "info") == 0 || strcmp(cmd, "--version") == 0 || strcmp(cmd, "--help") == 0 ||
         strcmp(cmd, "-h") == 0 || strcmp(cmd, "help") == 0)
         return 0;
-    if (strcmp(cmd, "knn") == 0 && relate_dist_built_with_mpi()) {
-        relate_error err = {0};
-        if (relate_dist_init(&err) != RELATE_OK) {
-            fprintf(stderr, "relate: %s\n", err.msg);
-            return 1;
-        }
-        /* the other ranks compute and stay silent: rank 0 says everything once */
-        if (relate_dist_rank() != 0 && (!freopen("/dev/null", "w", stdout) || !freopen("/dev/null", "w", stderr)))
-            return 1;
+    const command *c = find_command(cmd);
+    if (!c) /* dispatch says it is unknown */
         return 0;
-    }
     if (!relate_dist_built_with_mpi()) {
         fprintf(stderr,
                 "relate: started as %d processes, but this relate was built without MPI, so each would run the whole "
@@ -122,10 +179,24 @@ static int refuse_multiprocess(const char *cmd)
         fprintf(stderr, "relate: %s\n", err.msg);
         return 1;
     }
+    const char *experimental = getenv("RELATE_EXPERIMENTAL_DIST");
+    if (c->run == relate_cmd_pretrain && !(experimental && strcmp(experimental, "1") == 0)) {
+        if (relate_dist_rank() == 0)
+            fprintf(stderr,
+                    "relate %s: started as %d MPI processes: data-parallel training is experimental and off by default. "
+                    "Its first step equals one process's (tests/dist/dist_train.sh), but later steps still differ from "
+                    "one process by up to 2%% in some gradients (issue 12; docs/scaling.md). Set "
+                    "RELATE_EXPERIMENTAL_DIST=1 to run it anyway, or run one process (--threads sets its cores)\n",
+                    cmd, relate_dist_size());
+        relate_dist_finalize();
+        return 2;
+    }
+    if (c->multiprocess)
+        return relate_dist_rank() != 0 && quiet_rank() != 0 ? 1 : 0;
     if (relate_dist_rank() == 0)
         fprintf(stderr,
-                "relate %s: started as %d MPI processes, but data-parallel training across processes is not built yet "
-                "(issue 12; docs/scaling.md): run one process (--threads sets its cores)\n",
+                "relate %s: started as %d MPI processes, but this command runs in one process (only "
+                "train_unsupervised and knn run across processes; docs/scaling.md): run it without mpirun\n",
                 cmd, relate_dist_size());
     relate_dist_finalize();
     return 2;
@@ -140,12 +211,17 @@ int main(int argc, char **argv)
      * removes its temporary file. */
     signal(SIGXFSZ, SIG_IGN);
     if (argc >= 2) {
-        int rc = refuse_multiprocess(argv[1]);
+        int rc = enter_multiprocess(argv[1]);
         if (rc)
             return rc;
     }
     const int rc = dispatch(argc, argv);
-    relate_dist_finalize(); /* when refuse_multiprocess started MPI */
+    if (rc != 0 && relate_dist_size() > 1) {
+        /* The other processes may be waiting for this one in a collective: end the job. */
+        show_rank_error();
+        relate_dist_abort(rc);
+    }
+    relate_dist_finalize(); /* when enter_multiprocess started MPI */
     return rc;
 }
 
@@ -166,26 +242,9 @@ static int dispatch(int argc, char **argv)
     }
     if (strcmp(cmd, "info") == 0)
         return cmd_info(argc - 2, argv + 2);
-    if (strcmp(cmd, "data") == 0)
-        return relate_cmd_data(argc - 2, argv + 2);
-    if (strcmp(cmd, "download") == 0)
-        return relate_cmd_download(argc - 2, argv + 2);
-    if (strcmp(cmd, "train_unsupervised") == 0 || strcmp(cmd, "pretrain") == 0)
-        return relate_cmd_pretrain(argc - 2, argv + 2);
-    if (strcmp(cmd, "train_linear_evaluation") == 0 || strcmp(cmd, "lineval") == 0)
-        return relate_cmd_lineval(argc - 2, argv + 2);
-    if (strcmp(cmd, "test") == 0)
-        return relate_cmd_test(argc - 2, argv + 2);
-    if (strcmp(cmd, "export") == 0)
-        return relate_cmd_export(argc - 2, argv + 2);
-    if (strcmp(cmd, "knn") == 0)
-        return relate_cmd_knn(argc - 2, argv + 2);
-    if (strcmp(cmd, "embed") == 0)
-        return relate_cmd_embed(argc - 2, argv + 2);
-    if (strcmp(cmd, "retrieve") == 0)
-        return relate_cmd_retrieve(argc - 2, argv + 2);
-    if (strcmp(cmd, "plot") == 0)
-        return relate_cmd_plot(argc - 2, argv + 2);
+    const command *c = find_command(cmd);
+    if (c)
+        return c->run(argc - 2, argv + 2);
     fprintf(stderr, "relate: unknown command '%s'\n\n", cmd);
     usage(stderr);
     return 2;

@@ -59,6 +59,14 @@ relate_status relate_dist_allgather_f32(const float *send, size_t n, float *recv
         memmove(recv, send, n * sizeof *recv);
     return RELATE_OK;
 }
+relate_status relate_dist_allgatherv(const void *send, void *recv, const size_t *bytes, relate_error *err)
+{
+    (void)err;
+    if (bytes[0] && send != recv)
+        memmove(recv, send, bytes[0]);
+    return RELATE_OK;
+}
+void relate_dist_abort(int code) { (void)code; }
 relate_status relate_dist_broadcast(void *buf, size_t bytes, int root, relate_error *err)
 {
     (void)buf, (void)bytes;
@@ -163,6 +171,40 @@ relate_status relate_dist_allgather_f32(const float *send, size_t n, float *recv
         return relate_error_set(err, RELATE_ERR_ARG, "allgather of %zu floats per rank: too many", n);
     int rc = MPI_Allgather(send, (int)n, MPI_FLOAT, recv, (int)n, MPI_FLOAT, MPI_COMM_WORLD);
     return rc == MPI_SUCCESS ? RELATE_OK : mpi_fail(rc, "allgather", err);
+}
+
+relate_status relate_dist_allgatherv(const void *send, void *recv, const size_t *bytes, relate_error *err)
+{
+    if (!g_started || g_size == 1) {
+        if (bytes[0] && send != recv)
+            memmove(recv, send, bytes[0]);
+        return RELATE_OK;
+    }
+    int *cnt = malloc(2 * (size_t)g_size * sizeof *cnt);
+    if (!cnt)
+        return relate_error_set(err, RELATE_ERR_NOMEM, "out of memory for an allgather");
+    int *displ = cnt + g_size;
+    size_t total = 0;
+    for (int r = 0; r < g_size; r++) {
+        if (bytes[r] > (size_t)INT32_MAX - total) { /* displacements are int too */
+            free(cnt);
+            return relate_error_set(err, RELATE_ERR_ARG, "allgather of %zu bytes from rank %d: over 2 GiB in all",
+                                    bytes[r], r);
+        }
+        cnt[r] = (int)bytes[r];
+        displ[r] = (int)total;
+        total += bytes[r];
+    }
+    int rc = MPI_Allgatherv(send, cnt[g_rank], MPI_BYTE, recv, cnt, displ, MPI_BYTE, MPI_COMM_WORLD);
+    free(cnt);
+    return rc == MPI_SUCCESS ? RELATE_OK : mpi_fail(rc, "allgatherv", err);
+}
+
+void relate_dist_abort(int code)
+{
+    int done = 0;
+    if (g_started && g_size > 1 && MPI_Finalized(&done) == MPI_SUCCESS && !done)
+        MPI_Abort(MPI_COMM_WORLD, code);
 }
 
 relate_status relate_dist_broadcast(void *buf, size_t bytes, int root, relate_error *err)

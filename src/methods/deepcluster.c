@@ -20,6 +20,7 @@
 
 #include "methods/method_internal.h"
 #include "methods/pca.h"
+#include "relate/dist.h"
 #include "relate/stage2.h"
 
 #define HEAD_HIDDEN 256
@@ -313,6 +314,10 @@ static relate_status dc_epoch_begin(relate_method *m, const relate_epoch_context
             relate_error_set(err, e.code, "deepcluster: clustering the features of epoch %d failed: %s", ctx->epoch,
                              e.msg);
     }
+    /* Across processes each clustered the same features; rank 0's labels are everyone's, so a
+     * difference in rounding could never give the processes different targets. */
+    if (st == RELATE_OK && relate_dist_size() > 1)
+        st = relate_dist_broadcast(labels, (size_t)n * sizeof *labels, 0, err);
     if (st == RELATE_OK)
         st = relate_deepcluster_set_clusters(m, labels, n, err);
     free(features);
@@ -341,7 +346,7 @@ static relate_status dc_step(relate_method *m, relate_graph *g, const relate_bat
                              relate_error *err)
 {
     deepcluster *dc = impl(m);
-    const int B = b->size;
+    const int B = b->global_size;
     if (!dc->pseudo)
         return relate_error_set(err, RELATE_ERR_ARG, "deepcluster: no pseudo-labels yet (the epoch's clustering "
                                                      "runs in epoch_begin)");
@@ -356,22 +361,26 @@ static relate_status dc_step(relate_method *m, relate_graph *g, const relate_bat
         dc->targets = t;
         dc->targets_cap = B;
     }
+    int64_t *indices = relate_graph_alloc(g, (size_t)B * sizeof *indices); /* the whole batch's */
+    if (!indices)
+        return relate_error_set(err, RELATE_ERR_NOMEM, "out of memory");
+    if (relate_dp_gather_per_image(b, b->indices, indices, sizeof *indices, err) != RELATE_OK)
+        return err->code;
     for (int i = 0; i < B; i++) {
-        if (b->indices[i] < 0 || b->indices[i] >= dc->n)
+        if (indices[i] < 0 || indices[i] >= dc->n)
             return relate_error_set(err, RELATE_ERR_ARG, "deepcluster: image %lld has no pseudo-label (%lld clustered)",
-                                    (long long)b->indices[i], (long long)dc->n);
-        dc->targets[i] = dc->pseudo[b->indices[i]];
+                                    (long long)indices[i], (long long)dc->n);
+        dc->targets[i] = dc->pseudo[indices[i]];
     }
     relate_params_zero_grad(&m->backbone.params);
     relate_params_zero_grad(&dc->head);
-    relate_tensor *x = relate_tensor_wrap(g, 4, (int64_t[]){B, 3, b->side, b->side}, b->images);
-    relate_tensor *f = relate_backbone_forward(g, &m->backbone, x, true);
+    relate_tensor *x = relate_tensor_wrap(g, 4, (int64_t[]){b->size, 3, b->side, b->side}, b->images);
+    relate_tensor *f = relate_dp_gather(g, relate_backbone_forward(g, &m->backbone, x, true), b, 1, 1);
     relate_tensor *logits = NULL;
     relate_tensor *loss = relate_deepcluster_loss(g, m, f, dc->targets, &logits);
-    if (!loss || relate_graph_backward(g, loss) != RELATE_OK) {
-        *err = *relate_graph_error(g);
+    relate_params *const stores[] = {&m->backbone.params, &dc->head};
+    if (relate_dp_backward(g, loss, stores, 2, err) != RELATE_OK)
         return err->code;
-    }
     relate_adam_step(&dc->adam);
     res->loss = loss->data[0];
     res->items = B;

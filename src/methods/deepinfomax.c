@@ -201,7 +201,7 @@ static relate_status dim_step(relate_method *m, relate_graph *g, const relate_ba
                               relate_error *err)
 {
     deepinfomax *s = impl(m);
-    const int B = b->size, d = m->backbone.feature_size;
+    const int B = b->global_size, d = m->backbone.feature_size;
     if (b->views != 1)
         return relate_error_set(err, RELATE_ERR_ARG, "deepinfomax: batch has %d views, expected 1", b->views);
     if (B > s->u_rows) {
@@ -215,14 +215,15 @@ static relate_status dim_step(relate_method *m, relate_graph *g, const relate_ba
     relate_deepinfomax_prior_samples(s->u, m->cfg.seed, s->epoch, b->number, (int64_t)B * d);
     relate_params_zero_grad(&m->backbone.params);
     relate_params_zero_grad(&s->disc);
-    relate_tensor *x = relate_tensor_wrap(g, 4, (int64_t[]){B, 3, b->side, b->side}, b->images);
+    relate_tensor *x = relate_tensor_wrap(g, 4, (int64_t[]){b->size, 3, b->side, b->side}, b->images);
     relate_tensor *M = NULL;
     relate_tensor *y = relate_backbone_forward_ex(g, &m->backbone, x, true, &M);
+    y = relate_dp_gather(g, y, b, 1, 1);
+    M = relate_dp_gather(g, M, b, 1, 1);
     relate_tensor *loss = relate_deepinfomax_loss(g, m, y, M, s->u, NULL, NULL);
-    if (!loss || relate_graph_backward(g, loss) != RELATE_OK) {
-        *err = *relate_graph_error(g);
+    relate_params *const stores[] = {&m->backbone.params, &s->disc};
+    if (relate_dp_backward(g, loss, stores, 2, err) != RELATE_OK)
         return err->code;
-    }
     relate_adam_step(&s->adam);
     res->loss = loss->data[0];
     res->score = -res->loss;

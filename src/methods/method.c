@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "base/suggest.h"
+#include "relate/dist.h"
 #include "methods/method_internal.h"
 
 static const relate_method_ops *const registry[] = {
@@ -110,7 +111,14 @@ relate_status relate_method_step(relate_method *m, relate_graph *g, const relate
     if (!m->ops->step)
         return relate_error_set(err, RELATE_ERR_ARG, "method %s does not train", m->ops->name);
     relate_graph_reset(g);
-    return m->ops->step(m, g, batch, r, err);
+    /* Across processes the backbone's batch norms see the whole batch (data_parallel.c). */
+    relate_graph_set_sync_batch(g, relate_dist_size() > 1);
+    relate_batch whole = *batch;
+    if (whole.global_size <= 0) { /* a batch made by hand, not by a loader: unsharded */
+        whole.global_size = whole.size;
+        whole.global_offset = 0;
+    }
+    return m->ops->step(m, g, &whole, r, err);
 }
 
 relate_status relate_method_save(const relate_method *m, relate_ckpt_writer *w, relate_error *err)

@@ -255,21 +255,20 @@ static relate_status rn_step(relate_method *m, relate_graph *g, const relate_bat
                              relate_error *err)
 {
     relationnet *r = impl(m);
-    const int K = m->cfg.K, B = b->size;
+    const int K = m->cfg.K, B = b->global_size;
     if (b->views != K)
         return relate_error_set(err, RELATE_ERR_ARG, "relationnet: batch has %d views, expected K = %d", b->views, K);
     relate_params_zero_grad(&m->backbone.params);
     relate_params_zero_grad(&r->head);
-    relate_tensor *x = relate_tensor_wrap(g, 4, (int64_t[]){(int64_t)K * B, 3, b->side, b->side}, b->images);
-    relate_tensor *f = relate_backbone_forward(g, &m->backbone, x, true);
+    relate_tensor *x = relate_tensor_wrap(g, 4, (int64_t[]){(int64_t)K * b->size, 3, b->side, b->side}, b->images);
+    relate_tensor *f = relate_dp_gather(g, relate_backbone_forward(g, &m->backbone, x, true), b, K, 1);
     relate_tensor *logits = NULL;
     relate_tensor *loss = relate_relationnet_loss(g, m, f, B, &logits, err);
     if (err->code != RELATE_OK)
         return err->code;
-    if (!loss || relate_graph_backward(g, loss) != RELATE_OK) {
-        *err = *relate_graph_error(g);
+    relate_params *const stores[] = {&m->backbone.params, &r->head};
+    if (relate_dp_backward(g, loss, stores, 2, err) != RELATE_OK)
         return err->code;
-    }
     relate_adam_step(&r->adam);
     const int64_t P = r->npairs;
     res->loss = loss->data[0];

@@ -99,25 +99,24 @@ static relate_status rot_step(relate_method *m, relate_graph *g, const relate_ba
                               relate_error *err)
 {
     rotationnet *r = impl(m);
-    const int B = b->size, S = b->side;
+    const int Bl = b->size, B = b->global_size, S = b->side;
     if (b->views != 1)
         return relate_error_set(err, RELATE_ERR_ARG, "rotationnet: batch has %d views, expected 1", b->views);
     relate_params_zero_grad(&m->backbone.params);
     relate_params_zero_grad(&r->head);
-    float *rotated = relate_graph_alloc(g, (size_t)ROTATIONS * B * 3 * S * S * sizeof(float));
+    float *rotated = relate_graph_alloc(g, (size_t)ROTATIONS * Bl * 3 * S * S * sizeof(float));
     if (!rotated) {
         *err = *relate_graph_error(g);
         return err->code;
     }
-    relate_rotation_batch(rotated, b->images, B, 3, S);
-    relate_tensor *x = relate_tensor_wrap(g, 4, (int64_t[]){(int64_t)ROTATIONS * B, 3, S, S}, rotated);
-    relate_tensor *f = relate_backbone_forward(g, &m->backbone, x, true);
+    relate_rotation_batch(rotated, b->images, Bl, 3, S);
+    relate_tensor *x = relate_tensor_wrap(g, 4, (int64_t[]){(int64_t)ROTATIONS * Bl, 3, S, S}, rotated);
+    relate_tensor *f = relate_dp_gather(g, relate_backbone_forward(g, &m->backbone, x, true), b, ROTATIONS, 1);
     relate_tensor *logits = NULL;
     relate_tensor *loss = relate_rotationnet_loss(g, m, f, B, &logits);
-    if (!loss || relate_graph_backward(g, loss) != RELATE_OK) {
-        *err = *relate_graph_error(g);
+    relate_params *const stores[] = {&m->backbone.params, &r->head};
+    if (relate_dp_backward(g, loss, stores, 2, err) != RELATE_OK)
         return err->code;
-    }
     relate_adam_step(&r->adam);
     const int64_t n = (int64_t)ROTATIONS * B;
     int64_t correct = 0; /* argmax (first maximum, as torch.argmax) against the rotation index */

@@ -109,16 +109,15 @@ static relate_status sc_step(relate_method *m, relate_graph *g, const relate_bat
     }
     relate_simclr_interleave(inter, b->images, B, image_floats);
     relate_tensor *x = relate_tensor_wrap(g, 4, (int64_t[]){2 * (int64_t)B, 3, b->side, b->side}, inter);
-    relate_tensor *f = relate_backbone_forward(g, &m->backbone, x, true);
+    relate_tensor *f = relate_dp_gather(g, relate_backbone_forward(g, &m->backbone, x, true), b, 1, 2);
     relate_tensor *loss = relate_simclr_head_loss(g, m, f, NULL);
-    if (!loss || relate_graph_backward(g, loss) != RELATE_OK) {
-        *err = *relate_graph_error(g);
+    relate_params *const stores[] = {&m->backbone.params, &s->head};
+    if (relate_dp_backward(g, loss, stores, 2, err) != RELATE_OK)
         return err->code;
-    }
     relate_adam_step(&s->adam);
     res->loss = loss->data[0];
     res->score = -res->loss;
-    res->items = 2 * (int64_t)B;
+    res->items = 2 * (int64_t)b->global_size;
     return RELATE_OK;
 }
 

@@ -79,17 +79,22 @@ static relate_status st_step(relate_method *m, relate_graph *g, const relate_bat
     relate_params_zero_grad(&m->backbone.params);
     relate_params_zero_grad(&s->cls.params);
     relate_tensor *x = relate_tensor_wrap(g, 4, (int64_t[]){b->size, 3, b->side, b->side}, b->images);
-    relate_tensor *f = relate_backbone_forward(g, &m->backbone, x, true);
-    relate_tensor *logits = relate_linear_layer_forward(g, &s->cls.linear, f);
-    relate_tensor *loss = relate_cross_entropy(g, logits, b->labels, NULL);
-    if (!loss || relate_graph_backward(g, loss) != RELATE_OK) {
-        *err = *relate_graph_error(g);
+    relate_tensor *f = relate_dp_gather(g, relate_backbone_forward(g, &m->backbone, x, true), b, 1, 1);
+    const int B = b->global_size;
+    int32_t *labels = relate_graph_alloc(g, (size_t)B * sizeof *labels);
+    if (!labels)
+        return relate_error_set(err, RELATE_ERR_NOMEM, "out of memory");
+    if (relate_dp_gather_per_image(b, b->labels, labels, sizeof *labels, err) != RELATE_OK)
         return err->code;
-    }
+    relate_tensor *logits = relate_linear_layer_forward(g, &s->cls.linear, f);
+    relate_tensor *loss = relate_cross_entropy(g, logits, labels, NULL);
+    relate_params *const stores[] = {&m->backbone.params, &s->cls.params};
+    if (relate_dp_backward(g, loss, stores, 2, err) != RELATE_OK)
+        return err->code;
     relate_sgd_step(&s->cls.sgd);
     r->loss = loss->data[0];
-    r->items = b->size;
-    r->score = 100.0 * (double)relate_count_correct(logits->data, b->labels, b->size, s->cls.linear.out) / b->size;
+    r->items = B;
+    r->score = 100.0 * (double)relate_count_correct(logits->data, labels, B, s->cls.linear.out) / B;
     return RELATE_OK;
 }
 

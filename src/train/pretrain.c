@@ -11,6 +11,7 @@
 #include "data/readers.h"
 #include "base/pyformat.h"
 #include "relate/checkpoint.h"
+#include "relate/dist.h"
 #include "relate/knn.h"
 #include "relate/loader.h"
 #include "relate/train.h"
@@ -286,8 +287,43 @@ static relate_status check_not_overwriting(const char *folder, const char *heade
     return same ? RELATE_OK : err->code;
 }
 
+/* Across processes (relate/dist.h) each takes a share of every batch of data_size images; a share
+ * must hold at least one image, the last partial batch's included. */
+static relate_status check_shares(const relate_split *split, int data_size, bool drop_last, int nranks,
+                                  relate_error *err)
+{
+    if (nranks == 1)
+        return RELATE_OK;
+    if (data_size < nranks)
+        return relate_error_set(err, RELATE_ERR_ARG,
+                                "--data_size=%d is the whole batch, shared by %d processes: it needs at least one image "
+                                "per process",
+                                data_size, nranks);
+    const int64_t rest = split->count % data_size;
+    if (!drop_last && rest > 0 && rest < nranks)
+        return relate_error_set(err, RELATE_ERR_ARG,
+                                "the last batch of each epoch holds %lld images (%lld %% --data_size=%d), fewer than "
+                                "the %d processes sharing it: choose a --data_size that leaves at least %d, or run %lld "
+                                "processes",
+                                (long long)rest, (long long)split->count, data_size, nranks, nranks, (long long)rest);
+    return RELATE_OK;
+}
+
+/* True on every process when any asked to stop (a signal reaches each process of mpirun's job at
+ * its own time; they must all stop after the same step). */
+static bool stop_agreed(bool mine)
+{
+    if (relate_dist_size() == 1)
+        return mine;
+    double any = mine ? 1.0 : 0.0;
+    relate_error e = {0};
+    return relate_dist_allreduce_sum_f64(&any, 1, &e) != RELATE_OK || any > 0.0;
+}
+
 relate_status relate_pretrain(const relate_pretrain_options *o, relate_error *err)
 {
+    /* Across processes, rank 0 alone writes files (the others compute the same state). */
+    const bool writer = relate_dist_rank() == 0;
     FILE *out = o->out ? o->out : stdout;
     relate_status st = RELATE_OK;
     relate_dataset ds;
@@ -361,14 +397,14 @@ relate_status relate_pretrain(const relate_pretrain_options *o, relate_error *er
             fprintf(out, "[INFO] --resume=auto: no %s yet: starting the run\n", last_path);
         }
     }
-    if ((st = relate_mkdirs(folder, err)) != RELATE_OK)
+    if (writer && (st = relate_mkdirs(folder, err)) != RELATE_OK)
         goto done;
     if ((st = check_not_overwriting(folder, header, args, from, o->resume_auto, err)) != RELATE_OK)
         goto done;
 
     if (!relate_method_trains(m)) { /* randomweights: the initialised backbone is the result */
         snprintf(path, sizeof path, "%s/%s.tar", folder, header);
-        if ((st = relate_run_args_write(folder, header, args, o->command_line, from, err)) == RELATE_OK &&
+        if (writer && (st = relate_run_args_write(folder, header, args, o->command_line, from, err)) == RELATE_OK &&
             (st = save_checkpoint(m, args, path, 0, err)) == RELATE_OK)
             fprintf(out, "Saving in: %s\n", path);
         goto done;
@@ -406,6 +442,10 @@ relate_status relate_pretrain(const relate_pretrain_options *o, relate_error *er
     lc.seed = m->cfg.seed;
     lc.threads = o->num_workers;
     lc.limit_batches = o->limit_train_batches;
+    lc.shard_index = relate_dist_rank();
+    lc.shard_count = relate_dist_size();
+    if ((st = check_shares(split, o->data_size, lc.drop_last, lc.shard_count, err)) != RELATE_OK)
+        goto done;
     relate_method_loader_setup(m, &lc);
     if ((st = relate_loader_create(&ld, &lc, err)) != RELATE_OK)
         goto done;
@@ -422,11 +462,13 @@ relate_status relate_pretrain(const relate_pretrain_options *o, relate_error *er
         goto done;
     }
     /* The run's first files, once everything that can refuse it has passed: a run that fails
-     * before training leaves none. */
-    if ((st = relate_run_args_write(folder, header, args, o->command_line, from, err)) != RELATE_OK)
+     * before training leaves none. Every process has checked the folder before rank 0 writes. */
+    if ((st = relate_dist_barrier(err)) != RELATE_OK)
+        goto done;
+    if (writer && (st = relate_run_args_write(folder, header, args, o->command_line, from, err)) != RELATE_OK)
         goto done;
     snprintf(path, sizeof path, "%s/log_%s.csv", folder, header);
-    if ((st = relate_epoch_log_open(&log, path, o->knn_every > 0 ? "epoch,loss,score,knn_top1" : "epoch,loss,score",
+    if (writer && (st = relate_epoch_log_open(&log, path, o->knn_every > 0 ? "epoch,loss,score,knn_top1" : "epoch,loss,score",
                                     epoch_start, err)) != RELATE_OK)
         goto done;
     if (rp.step > 0)
@@ -477,7 +519,7 @@ relate_status relate_pretrain(const relate_pretrain_options *o, relate_error *er
                 goto done;
             }
             if (s.batches == 0) {
-                s.first_size = b.size;
+                s.first_size = b.global_size; /* across processes too: the whole batch */
                 s.first_items = r.items;
             }
             s.loss_sum += r.loss * (double)r.items;
@@ -486,14 +528,14 @@ relate_status relate_pretrain(const relate_pretrain_options *o, relate_error *er
             s.acc_second_sum += r.acc_second;
             s.items += r.items;
             s.batches++;
-            s.images += (int64_t)b.size * b.views;
+            s.images += (int64_t)b.global_size * b.views;
             char extra[64];
             snprintf(extra, sizeof extra, "loss %.4f", s.loss_sum / (double)s.items);
-            images_here += b.size;
+            images_here += b.global_size;
             relate_progress_update(&bar, s.batches, images_here, extra);
             if (stop_after > 0 && ++steps_here == stop_after)
                 relate_request_stop();
-            if (relate_stop_requested()) {
+            if (stop_agreed(relate_stop_requested())) {
                 relate_progress_clear(&bar);
                 if (!resumes_mid_epoch(m)) {
                     st = relate_error_set(err, RELATE_ERR_INTERRUPTED,
@@ -504,10 +546,13 @@ relate_status relate_pretrain(const relate_pretrain_options *o, relate_error *er
                 }
                 relate_ckpt_writer *w;
                 relate_error we = {0};
-                if (build_checkpoint(&w, m, args, epoch, s.batches, &s, &we) == RELATE_OK) {
+                if (writer && build_checkpoint(&w, m, args, epoch, s.batches, &s, &we) == RELATE_OK) {
                     relate_ckpt_write(w, last_path, &we);
                     relate_ckpt_writer_free(w);
                 }
+                /* The others wait for the save: their non-zero exit ends mpirun's job. */
+                relate_error be = {0};
+                relate_dist_barrier(&be);
                 if (we.code != RELATE_OK)
                     st = relate_error_set(err, RELATE_ERR_INTERRUPTED,
                                           "interrupted during epoch %d after step %lld, and saving that step failed: "
@@ -540,11 +585,11 @@ relate_status relate_pretrain(const relate_pretrain_options *o, relate_error *er
                 snprintf(knn_col, sizeof knn_col, ",%.2f", top1);
             }
         }
-        if ((st = relate_epoch_log_append_extra(&log, epoch, loss, score, knn_col, err)) != RELATE_OK)
+        if (writer && (st = relate_epoch_log_append_extra(&log, epoch, loss, score, knn_col, err)) != RELATE_OK)
             goto done;
         const bool quarter = relate_is_save_epoch(epoch, o->epochs);
         const bool periodic = o->save_every > 0 && ((epoch + 1) % o->save_every == 0 || epoch + 1 == o->epochs);
-        if (quarter || periodic) {
+        if (writer && (quarter || periodic)) {
             relate_ckpt_writer *w;
             if ((st = build_checkpoint(&w, m, args, epoch + 1, 0, NULL, err)) != RELATE_OK)
                 goto done;
