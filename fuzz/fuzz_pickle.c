@@ -48,6 +48,11 @@ static void walk(const relate_pk_value *v, int depth, long *budget)
     case RELATE_PK_TUPLE:
     case RELATE_PK_DICT: {
         int64_t n = v->kind == RELATE_PK_DICT ? 2 * v->count : v->count;
+        /* The budget counts work, not visits: memo references (BINGET, DUP) make a container
+         * hold itself many times over, and each visit of it would scan all its items again. */
+        *budget -= v->kind == RELATE_PK_DICT ? n + (int64_t)(sizeof k_keys / sizeof k_keys[0]) * v->count : n;
+        if (*budget < 0)
+            return;
         for (int64_t k = 0; k < n; k++)
             walk(v->items[k], depth + 1, budget);
         if (v->kind == RELATE_PK_DICT)
@@ -137,6 +142,15 @@ static int write_seeds(const char *dir)
     fz_free(&b);
     sd_cifar_meta_pickle(&b, true);
     fz_seed(dir, "cifar100_meta.pkl", b.p, b.n);
+    fz_free(&b);
+    /* A dict that holds itself 26 times over (memo BINGET, then DUP): the shape of a timeout
+     * the harness's own walk once had (2026-12-05), kept as a seed so the corpus starts there. */
+    static const char self_dict[] = "80027d7100285801000000616800"
+                                    "32323232323232323232323232323232323232323232323232"
+                                    "32323232323232323232323232323232323232323232323232"
+                                    "752e";
+    sd_unhex(self_dict, &b);
+    fz_seed(dir, "self_referential_dict.pkl", b.p, b.n);
     fz_free(&b);
     for (int k = 0; sd_pickle_hex[k]; k++) {
         sd_unhex(sd_pickle_hex[k], &b);
