@@ -179,18 +179,6 @@ static int enter_multiprocess(const char *cmd)
         fprintf(stderr, "relate: %s\n", err.msg);
         return 1;
     }
-    const char *experimental = getenv("RELATE_EXPERIMENTAL_DIST");
-    if (c->run == relate_cmd_pretrain && !(experimental && strcmp(experimental, "1") == 0)) {
-        if (relate_dist_rank() == 0)
-            fprintf(stderr,
-                    "relate %s: started as %d MPI processes: data-parallel training is experimental and off by default. "
-                    "Its first step equals one process's (tests/dist/dist_train.sh), but later steps still differ from "
-                    "one process by up to 2%% in some gradients (issue 12; docs/scaling.md). Set "
-                    "RELATE_EXPERIMENTAL_DIST=1 to run it anyway, or run one process (--threads sets its cores)\n",
-                    cmd, relate_dist_size());
-        relate_dist_finalize();
-        return 2;
-    }
     if (c->multiprocess)
         return relate_dist_rank() != 0 && quiet_rank() != 0 ? 1 : 0;
     if (relate_dist_rank() == 0)

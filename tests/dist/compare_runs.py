@@ -1,17 +1,13 @@
-"""compare_runs.py ONE NOISE MANY: the stage-1 run in folder MANY (N processes) computed what the
-run in folder ONE (one process, one thread) computed (issue 12): the same files and recorded
-arguments; each epoch's loss within 1e-5 (relative) and score within 1 point; in every checkpoint
-the same keys, and every tensor (parameters, batch-norm running statistics, optimizer moments)
-close to the one-process value.
+"""compare_runs.py ONE MANY: the stage-1 run in folder MANY (N processes) computed what the run in
+folder ONE (one process) computed (issue 12): the same files and recorded arguments; each epoch's
+loss within 1e-5 (relative) and score within 1 point; in every checkpoint the same keys, and every
+tensor (parameters, batch-norm running statistics, optimizer moments) within 5e-3 of the
+one-process value, relative to the tensor's largest magnitude (measured: at most 1.6e-3, in Adam's
+moments; a gradient off by a factor, or batch norm on a share only, moves them by tens of percent).
 
-"Close" is measured against rounding: NOISE is the same one-process run with 2 threads, which
-only sums in another order; a tensor's rounding is the most it differs there in any checkpoint. A tensor of MANY may differ from ONE by 10x what NOISE differs, or
-5e-5, whichever is larger (relative to the tensor's largest magnitude; Adam's first steps move a
-weight whose gradient is near zero by about lr * g / (|g| + eps), where rounding of g shows). Adam turns rounding into
-large relative differences where a gradient is mathematically zero (a bias before batch norm) or
-tiny, and in its moments (a step's gradient after batch norm's cancelling sums differs by ~1e-4
-between thread counts); where NOISE differs by more than 1e-2 the tensor is rounding and only its
-shape is compared. Needs python3-torch."""
+Not compared: a bias straight before a batch norm and that norm's running mean, which adds the
+bias in: the bias's gradient is zero but for rounding (1e-17), so Adam moves it by +-lr either
+way; nor that bias's Adam moments. Needs python3-torch."""
 import csv
 import json
 import os
@@ -32,19 +28,19 @@ def close(a, b, tol):
     return abs(a - b) <= tol * max(abs(a), abs(b), 1e-30)
 
 
-def compare(x, y, where, tol, bad, noise=None):
+def compare(x, y, where, tol, bad):
     if isinstance(x, dict):
         if not isinstance(y, dict) or list(x.keys()) != list(y.keys()):
             bad.append("%s: keys %s vs %s" % (where, list(x.keys())[:8], list(y.keys())[:8] if isinstance(y, dict) else type(y)))
             return
         for k in x:
-            compare(x[k], y[k], "%s.%s" % (where, k), tol, bad, noise)
+            compare(x[k], y[k], "%s.%s" % (where, k), tol, bad)
     elif isinstance(x, (list, tuple)):
         if not isinstance(y, (list, tuple)) or len(x) != len(y):
             bad.append("%s: lengths differ" % where)
             return
         for i, (a, b) in enumerate(zip(x, y)):
-            compare(a, b, "%s[%d]" % (where, i), tol, bad, noise)
+            compare(a, b, "%s[%d]" % (where, i), tol, bad)
     elif isinstance(x, torch.Tensor):
         if not isinstance(y, torch.Tensor) or x.shape != y.shape or x.dtype != y.dtype:
             bad.append("%s: tensor shape/dtype differ" % where)
@@ -55,21 +51,12 @@ def compare(x, y, where, tol, bad, noise=None):
             return
         scale = max(x.abs().max().item(), 1e-12) if x.numel() else 1.0
         err = (x - y).abs().max().item() / scale if x.numel() else 0.0
-        # A tensor's rounding: the most it differs in any checkpoint of the 2-thread run.
         key = where.split(".tar.", 1)[-1]
-        if noise is None:
-            compare.noise[key] = max(compare.noise.get(key, 0.0), err)
-            return
-        rounding = noise.get(key, 0.0)
-        # A bias straight before batch norm has a gradient that is zero but for rounding (1e-17
-        # here): Adam's first step moves it by +-lr either way, and its moments are noise.
-        zero_grad = key in ZERO_GRADIENT or (key.startswith("optimizer.state.") and x.abs().max().item() < 1e-7)
-        if rounding > 1e-2 or zero_grad:
+        if key in ZERO_GRADIENT or ".".join(key.split(".")[:3]) in compare.zero_states:
             compare.skipped += 1
             return
-        allowed = max(1e-3, 10 * rounding)
-        if not err <= allowed:
-            bad.append("%s: relative difference %.3g > %.3g (threads: %.3g)" % (where, err, allowed, rounding))
+        if not err <= TENSOR_TOL:
+            bad.append("%s: relative difference %.3g > %g" % (where, err, TENSOR_TOL))
         compare.worst = max(compare.worst, err)
     elif isinstance(x, float):
         if not isinstance(y, float) or not close(x, y, tol):
@@ -78,20 +65,32 @@ def compare(x, y, where, tol, bad, noise=None):
         bad.append("%s: %r vs %r" % (where, x, y))
 
 
-ZERO_GRADIENT = {"relation.linear1.bias", "head.linear1.bias", "classifier.linear1.bias"}
+# Biases straight before a batch norm, and that batch norm's running mean, which adds the bias in.
+TENSOR_TOL = 5e-3
+ZERO_GRADIENT = {h + t for h in ("relation.", "head.", "classifier.") for t in ("linear1.bias", "bn1.running_mean")}
 compare.worst = 0.0
-compare.noise = {}
+compare.zero_states = set()
+
+
+def zero_gradient_states(ckpt):
+    """optimizer.state.<i> of the ZERO_GRADIENT parameters: relate's Adam holds the backbone's
+    trainable tensors, then the head's, in state-dict order."""
+    if not isinstance(ckpt, dict) or "optimizer" not in ckpt or "backbone" not in ckpt:
+        return set()
+    heads = [k for k, v in ckpt.items() if k not in ("backbone", "optimizer") and isinstance(v, dict)]
+    names = []
+    for part in ["backbone"] + heads[:1]:
+        names += ["%s.%s" % (part, k) for k in ckpt[part]
+                  if not k.endswith(("running_mean", "running_var", "num_batches_tracked"))]
+    return {"optimizer.state.%d" % i for i, n in enumerate(names) if n in ZERO_GRADIENT}
 compare.skipped = 0
 
 
 def main():
-    one, noisy, many = sys.argv[1], sys.argv[2], sys.argv[3]
+    one, many = sys.argv[1], sys.argv[2]
     tol = 1e-5
-    fa, fn, fb = files(one), files(noisy), files(many)
+    fa, fb = files(one), files(many)
     bad = []
-    for rel in sorted(set(fa) & set(fn)):
-        if rel.endswith(".tar"):
-            compare(torch.load(fa[rel], map_location="cpu"), torch.load(fn[rel], map_location="cpu"), rel, tol, [])
     if sorted(fa) != sorted(fb):
         bad.append("files differ: %s vs %s" % (sorted(fa), sorted(fb)))
     for rel in sorted(set(fa) & set(fb)):
@@ -110,11 +109,12 @@ def main():
         elif rel.endswith(".tar"):
             a = torch.load(fa[rel], map_location="cpu")
             b = torch.load(fb[rel], map_location="cpu")
-            compare(a, b, rel, tol, bad, compare.noise)
+            compare.zero_states = zero_gradient_states(a)
+            compare(a, b, rel, tol, bad)
     for b in bad[:20]:
         print("DIFFERENT:", b)
-    print("%s vs %s: %d files; largest relative difference of a tensor %.3g; %d tensors are rounding (their "
-          "2-thread run differs by over 1e-2)" % (one, many, len(fa), compare.worst, compare.skipped))
+    print("%s vs %s: %d files; largest relative difference of a tensor %.3g (%d not compared)"
+          % (one, many, len(fa), compare.worst, compare.skipped))
     return 1 if bad else 0
 
 

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # dist_cli.sh MPIEXEC RELATE: the relate command started as 2 and 3 MPI processes refuses every
-# command that would run N times over, and training unless RELATE_EXPERIMENTAL_DIST=1, in one line
-# from rank 0, exit 2, writing nothing; `info`
+# command that would run N times over (all but train_unsupervised, which dist_train checks, and
+# knn) in one line from rank 0, exit 2; `info`
 # still works; one process under mpirun runs as usual; `knn` runs across the processes (each
 # extracts a share of the features) and prints, once, what one process prints.
 set -uo pipefail
@@ -11,15 +11,10 @@ trap 'rm -rf "$WORK"' EXIT
 cd "$WORK"
 fail() { echo "FAIL: $*"; exit 1; }
 for np in 2 3; do
-  "$MPIEXEC" --oversubscribe -np $np "$RELATE" train_unsupervised --dataset=fashionmnist --epochs=1 \
-    > out.txt 2> err.txt && fail "np=$np: train_unsupervised ran"
-  [ "$(grep -c 'data-parallel training is experimental and off by default' err.txt)" = 1 ] ||
-    { cat err.txt; fail "np=$np: expected the refusal once (rank 0)"; }
-  grep -q "started as $np MPI processes" err.txt || { cat err.txt; fail "np=$np: the count"; }
-  [ ! -e checkpoint ] || fail "np=$np: files were written"
   "$MPIEXEC" --oversubscribe -np $np "$RELATE" export --checkpoint=x.tar --out=y.safetensors > out.txt 2> err.txt &&
     fail "np=$np: export ran"
   [ "$(grep -c 'this command runs in one process' err.txt)" = 1 ] || { cat err.txt; fail "np=$np: export's refusal"; }
+  grep -q "started as $np MPI processes" err.txt || { cat err.txt; fail "np=$np: the count"; }
   "$MPIEXEC" --oversubscribe -np $np "$RELATE" info > out.txt 2> err.txt || { cat err.txt; fail "np=$np: info"; }
   [ "$(grep -c '^conv4' out.txt)" = $np ] || fail "np=$np: info did not run on every rank"
 done
