@@ -16,7 +16,9 @@ expect() { # expect CODE PATTERN -- command...: the exit status and a pattern of
   shift 3
   "$@" > out.txt 2> err.txt
   local rc=$?
-  if [ $rc -ne "$code" ] || ! cat out.txt err.txt | grep -q -- "$pattern"; then
+  # grep reads the files itself: with pipefail, `cat ... | grep -q` fails when grep matches in
+  # out.txt and exits before cat has written err.txt (SIGPIPE), as CI once saw
+  if [ $rc -ne "$code" ] || ! grep -q -- "$pattern" out.txt err.txt; then
     echo "FAIL: '$*' exited $rc (want $code); stdout/stderr:"; tail -5 out.txt; cat err.txt; FAILS=$((FAILS + 1))
   else
     echo "ok: $* -> $rc"
