@@ -6,6 +6,7 @@
 # extracts a share of the features) and prints, once, what one process prints.
 set -uo pipefail
 MPIEXEC=$1 RELATE=$(realpath "$2")
+HERE=$(cd "$(dirname "$0")" && pwd)
 WORK=$(mktemp -d)
 trap 'rm -rf "$WORK"' EXIT
 cd "$WORK"
@@ -18,19 +19,8 @@ for np in 2 3; do
   "$MPIEXEC" --oversubscribe -np $np "$RELATE" info > out.txt 2> err.txt || { cat err.txt; fail "np=$np: info"; }
   [ "$(grep -c '^conv4' out.txt)" = $np ] || fail "np=$np: info did not run on every rank"
 done
-# knn on a small image folder (written with PIL) and a checkpoint of random weights
-/usr/bin/python3 - <<'PY' || fail "writing the folder needs python3-numpy and python3-pil"
-import os
-import numpy as np
-from PIL import Image
-rng = np.random.default_rng(1)
-for split, n in (("train", 40), ("test", 17)):
-    for i in range(n):
-        c = i % 3
-        os.makedirs("fold/%s/c%d" % (split, c), exist_ok=True)
-        img = rng.integers(0, 256, (16, 16, 3), dtype=np.uint8) // (c + 1)
-        Image.fromarray(img).save("fold/%s/c%d/%02d.png" % (split, c, i))
-PY
+# knn on a small image folder (write_folder.py) and a checkpoint of random weights
+/usr/bin/python3 "$HERE/write_folder.py" fold 40 17 1 || fail "writing the folder needs python3-numpy and python3-pil"
 "$RELATE" train_unsupervised --dataset=folder:fold@16 --method=randomweights > /dev/null 2>&1 || fail "randomweights"
 CK=$(find checkpoint -name '*.tar' | head -1)
 "$RELATE" knn --dataset=folder:fold@16 --checkpoint="$CK" --k=5 > one.txt 2>&1 || { cat one.txt; fail "knn, one process"; }

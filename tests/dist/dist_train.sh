@@ -23,18 +23,7 @@ WORK=$(mktemp -d)
 trap 'rm -rf "$WORK"' EXIT
 cd "$WORK"
 fail() { echo "FAIL: $*"; exit 1; }
-/usr/bin/python3 - <<'PY' || fail "writing the folder needs python3-numpy and python3-pil"
-import os
-import numpy as np
-from PIL import Image
-rng = np.random.default_rng(7)
-for split, n in (("train", 60), ("test", 12)):
-    for i in range(n):
-        c = i % 3
-        os.makedirs("fold/%s/c%d" % (split, c), exist_ok=True)
-        img = (rng.integers(0, 256, (16, 16, 3)) // (c + 1)).astype(np.uint8)
-        Image.fromarray(img).save("fold/%s/c%d/%02d.png" % (split, c, i))
-PY
+/usr/bin/python3 "$HERE/write_folder.py" fold 60 12 7 || fail "writing the folder needs python3-numpy and python3-pil"
 backbone_of() { case $1 in rotationnet|standard) echo resnet8 ;; *) echo conv4 ;; esac; }
 run() { # NAME NP THREADS FLAGS...: one run in folder NAME
   local name=$1 np=$2 threads=$3
