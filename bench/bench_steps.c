@@ -10,7 +10,11 @@
  * images (not views) per second, flops and layer_bytes are relate_graph_work of the last step
  * (bench/run_suite.sh's floors), input_bytes the float batch the step reads and
  * backbone_params the backbone's trainable parameters (the heads are not reachable through
- * relate/method.h). */
+ * relate/method.h).
+ *
+ * Started by mpirun as N processes, it times the data-parallel step (docs/scaling.md): each
+ * process loads and computes its share of every batch of BATCH images; rank 0 prints (the step
+ * ends in collectives, so its time is the job's), and max_rss_mib is rank 0's. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -18,6 +22,7 @@
 #include <time.h>
 
 #include "bench_common.h"
+#include "relate/dist.h"
 #include "relate/loader.h"
 #include "relate/method.h"
 #include "relate/rng.h"
@@ -40,6 +45,11 @@ int main(int argc, char **argv)
         fprintf(stderr, "steps >= 1, batch >= 2, (steps + 2) * batch <= %d\n", N_IMAGES);
         return 2;
     }
+    relate_error err = {0};
+    if (relate_dist_init(&err) != RELATE_OK) {
+        fprintf(stderr, "%s\n", err.msg);
+        return 1;
+    }
     relate_split split;
     relate_dataset_info info;
     if (bench_synthetic_cifar(&split, &info) != 0) {
@@ -47,7 +57,6 @@ int main(int argc, char **argv)
         return 1;
     }
 
-    relate_error err = {0};
     relate_method_config mc = relate_method_defaults();
     mc.method = method;
     mc.backbone = backbone;
@@ -64,6 +73,8 @@ int main(int argc, char **argv)
     cfg.seed = 1;
     cfg.threads = threads;
     cfg.drop_last = true;
+    cfg.shard_index = relate_dist_rank();
+    cfg.shard_count = relate_dist_size();
     relate_method_loader_setup(m, &cfg);
     relate_loader *l;
     if (relate_loader_create(&l, &cfg, &err) != RELATE_OK) {
@@ -124,7 +135,8 @@ int main(int argc, char **argv)
     struct rusage ru;
     getrusage(RUSAGE_SELF, &ru);
     double med = t[steps / 2];
-    printf("relate %s %s %d %d %s %.4f %.4f %.4f %.1f %.0f %.0f %.0f %.0f %lld\n", method, backbone, K, B, mode, med,
+    if (relate_dist_rank() == 0)
+        printf("relate %s %s %d %d %s %.4f %.4f %.4f %.1f %.0f %.0f %.0f %.0f %lld\n", method, backbone, K, B, mode, med,
            t[0], t[steps - 1], B / med, ru.ru_maxrss / 1024.0, flops, layer_bytes, (double)nimg * sizeof(float),
            (long long)relate_params_count_trainable(&m->backbone.params));
     relate_graph_destroy(g);
@@ -133,5 +145,6 @@ int main(int argc, char **argv)
     free(images);
     free(t);
     bench_synthetic_free(&split);
+    relate_dist_finalize();
     return 0;
 }

@@ -91,8 +91,9 @@ static void usage(FILE *out)
 }
 
 /* The commands, and whether each runs as one job across the processes of mpirun or srun
- * (issue 12): train_unsupervised trains data-parallel, knn extracts a share of the features on
- * each process. The others would run N times over and write the same files, so they refuse. */
+ * (issue 12): train_unsupervised and train_linear_evaluation train data-parallel; test and knn
+ * extract a share of the features on each process. The others would run N times over and write
+ * the same files, so they refuse. */
 typedef struct command {
     const char *name, *alias;
     int (*run)(int argc, char **argv);
@@ -103,8 +104,8 @@ static const command commands[] = {
     {"data", NULL, relate_cmd_data, false},
     {"download", NULL, relate_cmd_download, false},
     {"train_unsupervised", "pretrain", relate_cmd_pretrain, true},
-    {"train_linear_evaluation", "lineval", relate_cmd_lineval, false},
-    {"test", NULL, relate_cmd_test, false},
+    {"train_linear_evaluation", "lineval", relate_cmd_lineval, true},
+    {"test", NULL, relate_cmd_test, true},
     {"export", NULL, relate_cmd_export, false},
     {"knn", NULL, relate_cmd_knn, true},
     {"embed", NULL, relate_cmd_embed, false},
@@ -184,7 +185,8 @@ static int enter_multiprocess(const char *cmd)
     if (relate_dist_rank() == 0)
         fprintf(stderr,
                 "relate %s: started as %d MPI processes, but this command runs in one process (only "
-                "train_unsupervised and knn run across processes; docs/scaling.md): run it without mpirun\n",
+                "train_unsupervised, train_linear_evaluation, test and knn run across processes; "
+                "docs/scaling.md): run it without mpirun\n",
                 cmd, relate_dist_size());
     relate_dist_finalize();
     return 2;

@@ -13,7 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "methods/method_internal.h"
+#include "methods/data_parallel.h"
 #include "relate/dist.h"
 
 /* rows[r] = images of process r in a batch of `global` images: the loader's split (relate/loader.h). */

@@ -4,6 +4,7 @@
 #define RELATE_METHODS_METHOD_INTERNAL_H
 
 #include "relate/method.h"
+#include "methods/data_parallel.h"
 #include "relate/optim.h"
 
 struct relate_method_ops {
@@ -59,21 +60,6 @@ relate_tensor *relate_relationnet_loss(relate_graph *g, relate_method *m, relate
                                        relate_tensor **logits, relate_error *err);
 relate_params *relate_relationnet_head(relate_method *m);
 const float *relate_relationnet_targets(const relate_method *m);
-
-/* ---- data-parallel steps (data_parallel.c; each is the single-process step in one process) ---- */
-/* The whole batch's rows of x, this process's share of a batch laid out as `blocks` blocks (views)
- * of per_image rows per image, on every process; turns synchronised batch norm off for the rest of
- * the step, which every process computes on the whole batch. x itself in one process. */
-relate_tensor *relate_dp_gather(relate_graph *g, relate_tensor *x, const relate_batch *b, int blocks, int per_image);
-/* all[0..global_size) = the whole batch's per-image values (labels, dataset indices) of elem bytes,
- * from each process's mine[0..size). */
-relate_status relate_dp_gather_per_image(const relate_batch *b, const void *mine, void *all, size_t elem,
-                                         relate_error *err);
-/* Back-propagates this process's 1/N share of the loss every process computed, then sums the
- * gradients of the stores' parameters over the processes (the same bits on each), ready for the
- * optimizer's step. */
-relate_status relate_dp_backward(relate_graph *g, relate_tensor *loss, relate_params *const *stores, int nstores,
-                                 relate_error *err);
 
 /* ---- simclr and rotationnet test hooks (tests/baselines_sr compares them with PyTorch) ---- */
 /* simclr: out [2B, ...] rows 2n, 2n+1 = views [V0; V1] rows n, B + n; head + loss on features

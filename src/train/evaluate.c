@@ -93,11 +93,55 @@ relate_status relate_extract_features(relate_backbone *bb, const relate_split *s
     return RELATE_OK;
 }
 
+/* relate_evaluate across MPI processes: the features are extracted in shares and every process
+ * holds them all (relate_extract_features); each then runs the classifier on them in the batches
+ * one process uses, so all print the one process's figures. */
+static relate_status evaluate_shared(relate_backbone *bb, relate_linear_layer *cls, const relate_split *split,
+                                     const relate_dataset_info *info, int batch_size, double *loss,
+                                     double *accuracy, relate_error *err)
+{
+    const int d = bb->feature_size;
+    const int64_t n = split->count;
+    float *feats = malloc((size_t)(n > 0 ? n : 1) * d * sizeof *feats);
+    relate_graph *g = relate_graph_create();
+    relate_status st = feats && g ? RELATE_OK : relate_error_set(err, RELATE_ERR_NOMEM, "out of memory for %lld x %d "
+                                                                 "features", (long long)n, d);
+    if (st == RELATE_OK)
+        st = relate_extract_features(bb, split, info, RELATE_T6, batch_size, feats, err);
+    double loss_sum = 0.0;
+    int64_t correct = 0;
+    if (st == RELATE_OK)
+        relate_graph_set_grad_enabled(g, false);
+    for (int64_t at = 0; st == RELATE_OK && at < n; at += batch_size) {
+        const int bs = (int)(n - at < batch_size ? n - at : batch_size);
+        relate_graph_reset(g);
+        relate_tensor *x = relate_tensor_wrap(g, 2, (int64_t[]){bs, d}, feats + (size_t)at * d);
+        relate_tensor *logits = relate_linear_layer_forward(g, cls, x);
+        relate_tensor *l = relate_cross_entropy(g, logits, split->labels + at, NULL);
+        if (!l) {
+            *err = *relate_graph_error(g);
+            st = err->code;
+            break;
+        }
+        loss_sum += (double)l->data[0] * bs;
+        correct += relate_count_correct(logits->data, split->labels + at, bs, cls->out);
+    }
+    if (st == RELATE_OK && n > 0) {
+        *loss = loss_sum / (double)n;
+        *accuracy = 100.0 * (double)correct / (double)n;
+    }
+    relate_graph_destroy(g);
+    free(feats);
+    return st;
+}
+
 relate_status relate_evaluate(relate_backbone *bb, relate_linear_layer *cls, const relate_split *split,
                               const relate_dataset_info *info, int batch_size, double *loss, double *accuracy,
                               relate_error *err)
 {
     *loss = *accuracy = 0.0;
+    if (relate_dist_size() > 1)
+        return evaluate_shared(bb, cls, split, info, batch_size, loss, accuracy, err);
     relate_loader *ld;
     relate_graph *g;
     if (open_pass(&ld, &g, split, info, RELATE_T6, batch_size, err) != RELATE_OK)

@@ -5,7 +5,14 @@
  * Linear evaluation runs the frozen backbone in eval mode on deterministic inputs (T5), so its
  * features are a fixed function of the image: they are computed once and the linear layer trains
  * on them, in the same shuffled batches the loader would give (cache_features = false runs the
- * backbone on every batch instead; a test compares the two). */
+ * backbone on every batch instead; a test compares the two).
+ *
+ * Across MPI processes (issue 12) every process computes what one process computes: the features
+ * are extracted in shares (relate_extract_features) and the linear layer, which is cheap, trains
+ * on all of them on every process alike; the backbone passes of finetuning and of
+ * --feature_cache=False are data-parallel as in stage 1 (each process its share of the batch,
+ * synchronised batch norm, the classifier on the gathered batch, summed gradients). Rank 0 alone
+ * writes. */
 #define _POSIX_C_SOURCE 200809L /* strdup */
 #include <jansson.h>
 #include <stdlib.h>
@@ -13,7 +20,9 @@
 
 #include "data/readers.h"
 #include "base/pyformat.h"
+#include "methods/data_parallel.h"
 #include "relate/checkpoint.h"
+#include "relate/dist.h"
 #include "relate/loader.h"
 #include "relate/stage2.h"
 #include "relate/train.h"
@@ -110,18 +119,38 @@ static relate_status epoch_line(relate_lineval_options *o, relate_epoch_log *log
     fprintf(o->out, "(Epoch %d) training loss (epoch mean): %s; training accuracy: %s%%\n", epoch,
             relate_pyfloat(l, sizeof l, loss), relate_pyfloat(a, sizeof a, acc));
     fflush(o->out);
-    return relate_epoch_log_append(log, epoch, loss, acc, err);
+    return log ? relate_epoch_log_append(log, epoch, loss, acc, err) : RELATE_OK;
 }
 
-/* One classifier step on rows already in the graph; returns the batch loss. */
+/* One classifier step on the batch's features, already in the graph. A sharded batch holds this
+ * process's rows: they are gathered, and the gradients summed over the processes, as in stage 1;
+ * otherwise every process holds the whole batch and steps on it alike. */
 static relate_status classifier_step(relate_graph *g, relate_classifier_model *cm, relate_tensor *features,
-                                     const int32_t *labels, int n, relate_adam *opt, run_stats *s, relate_error *err)
+                                     const relate_batch *b, bool sharded, bool finetune, relate_adam *opt,
+                                     run_stats *s, relate_error *err)
 {
-    relate_tensor *logits = relate_linear_layer_forward(g, &cm->linear, features);
-    relate_tensor *loss = relate_cross_entropy(g, logits, labels, NULL);
-    if (!loss || relate_graph_backward(g, loss) != RELATE_OK) {
-        *err = *relate_graph_error(g);
-        return err->code;
+    const int n = b->global_size;
+    const int32_t *labels = b->labels;
+    relate_tensor *logits, *loss;
+    if (sharded) {
+        int32_t *all = relate_graph_alloc(g, (size_t)n * sizeof *all);
+        if (!all)
+            return relate_error_set(err, RELATE_ERR_NOMEM, "out of memory");
+        if (relate_dp_gather_per_image(b, b->labels, all, sizeof *all, err) != RELATE_OK)
+            return err->code;
+        labels = all;
+        logits = relate_linear_layer_forward(g, &cm->linear, relate_dp_gather(g, features, b, 1, 1));
+        loss = relate_cross_entropy(g, logits, labels, NULL);
+        relate_params *const stores[] = {&cm->params, &cm->backbone->params};
+        if (relate_dp_backward(g, loss, stores, finetune ? 2 : 1, err) != RELATE_OK)
+            return err->code;
+    } else {
+        logits = relate_linear_layer_forward(g, &cm->linear, features);
+        loss = relate_cross_entropy(g, logits, labels, NULL);
+        if (!loss || relate_graph_backward(g, loss) != RELATE_OK) {
+            *err = *relate_graph_error(g);
+            return err->code;
+        }
     }
     relate_adam_step(opt);
     s->loss_sum += (double)loss->data[0] * n;
@@ -172,7 +201,9 @@ static relate_status train_cached(relate_lineval_options *o, relate_classifier_m
             relate_graph_reset(g);
             relate_params_zero_grad(&cm->params);
             relate_tensor *x = relate_tensor_wrap(g, 2, (int64_t[]){bs, d}, batch);
-            if ((st = classifier_step(g, cm, x, labels, bs, &cm->adam_lineval, &s, err)) != RELATE_OK)
+            /* Every process holds all the features and steps on the whole batch alike. */
+            const relate_batch whole = {.size = bs, .global_size = bs, .labels = labels};
+            if ((st = classifier_step(g, cm, x, &whole, false, false, &cm->adam_lineval, &s, err)) != RELATE_OK)
                 goto done;
             relate_progress_update(&bar, bi + 1, s.count, NULL);
             if (relate_stop_requested()) {
@@ -204,8 +235,11 @@ static relate_status train_loader(relate_lineval_options *o, relate_classifier_m
     lc.seed = o->seed;
     lc.threads = o->num_workers;
     lc.limit_batches = o->limit_train_batches;
+    lc.shard_index = relate_dist_rank();
+    lc.shard_count = relate_dist_size();
     relate_loader *ld;
-    if (relate_loader_create(&ld, &lc, err) != RELATE_OK)
+    if (relate_stage_check_shares(train, o->data_size, lc.drop_last, lc.shard_count, err) != RELATE_OK ||
+        relate_loader_create(&ld, &lc, err) != RELATE_OK)
         return err->code;
     relate_graph *g = relate_graph_create();
     if (!g) {
@@ -233,12 +267,14 @@ static relate_status train_loader(relate_lineval_options *o, relate_classifier_m
         relate_batch b;
         while (relate_loader_next(ld, &b) == 1) {
             relate_graph_reset(g);
+            /* Finetuning's batch norms train: across processes they see the whole batch. */
+            relate_graph_set_sync_batch(g, o->finetune && relate_dist_size() > 1);
             relate_params_zero_grad(&cm->params);
             if (o->finetune)
                 relate_params_zero_grad(&cm->backbone->params);
             relate_tensor *x = relate_tensor_wrap(g, 4, (int64_t[]){b.size, 3, b.side, b.side}, b.images);
             relate_tensor *f = relate_backbone_forward(g, cm->backbone, x, o->finetune);
-            if ((st = classifier_step(g, cm, f, b.labels, b.size, opt, &s, err)) != RELATE_OK)
+            if ((st = classifier_step(g, cm, f, &b, true, o->finetune, opt, &s, err)) != RELATE_OK)
                 break;
             relate_progress_update(&bar, b.number + 1, s.count, NULL);
             if (relate_stop_requested()) {
@@ -270,6 +306,7 @@ relate_status relate_lineval(relate_lineval_options *o, relate_error *err)
     relate_ckpt *c = NULL;
     char *pre_dataset = NULL;
     relate_status st;
+    const bool writer = relate_dist_rank() == 0;
     fprintf(out, "[INFO] Setting SEED: %s\n", o->seed_text);
     if (o->epochs < 1 || o->data_size < 1)
         return relate_error_set(err, RELATE_ERR_ARG, "--epochs and --data_size must be at least 1");
@@ -343,14 +380,17 @@ relate_status relate_lineval(relate_lineval_options *o, relate_error *err)
         goto done;
     if (o->finetune)
         fprintf(out, "[INFO] Finetune set to True, the backbone will be finetuned.\n");
-    if ((st = relate_mkdirs(folder, err)) != RELATE_OK)
+    /* Every process has looked for the files before rank 0 writes the first. */
+    if ((st = relate_dist_barrier(err)) != RELATE_OK)
         goto done;
-    if ((st = relate_epoch_log_open(&log, log_path, "epoch,loss,accuracy", 0, err)) != RELATE_OK)
+    if (writer && (st = relate_mkdirs(folder, err)) != RELATE_OK)
+        goto done;
+    if (writer && (st = relate_epoch_log_open(&log, log_path, "epoch,loss,accuracy", 0, err)) != RELATE_OK)
         goto done;
     if (!o->finetune && o->cache_features)
-        st = train_cached(o, &cm, train, &ds.info, &log, err);
+        st = train_cached(o, &cm, train, &ds.info, writer ? &log : NULL, err);
     else
-        st = train_loader(o, &cm, train, &ds.info, &log, err);
+        st = train_loader(o, &cm, train, &ds.info, writer ? &log : NULL, err);
     if (st != RELATE_OK)
         goto done;
 
@@ -369,7 +409,7 @@ relate_status relate_lineval(relate_lineval_options *o, relate_error *err)
          relate_ckpt_put_str(w, "stage1_checkpoint", o->checkpoint) != RELATE_OK ||
          relate_ckpt_put_str(w, "stage2", o->finetune ? "finetune" : "linear_evaluation") != RELATE_OK))
         st = relate_error_set(err, RELATE_ERR_NOMEM, "out of memory building the checkpoint");
-    if (st == RELATE_OK)
+    if (st == RELATE_OK && writer)
         st = relate_ckpt_write(w, o->saved_path, err);
     relate_ckpt_writer_free(w);
     if (st != RELATE_OK)

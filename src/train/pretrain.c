@@ -287,28 +287,6 @@ static relate_status check_not_overwriting(const char *folder, const char *heade
     return same ? RELATE_OK : err->code;
 }
 
-/* Across processes (relate/dist.h) each takes a share of every batch of data_size images; a share
- * must hold at least one image, the last partial batch's included. */
-static relate_status check_shares(const relate_split *split, int data_size, bool drop_last, int nranks,
-                                  relate_error *err)
-{
-    if (nranks == 1)
-        return RELATE_OK;
-    if (data_size < nranks)
-        return relate_error_set(err, RELATE_ERR_ARG,
-                                "--data_size=%d is the whole batch, shared by %d processes: it needs at least one image "
-                                "per process",
-                                data_size, nranks);
-    const int64_t rest = split->count % data_size;
-    if (!drop_last && rest > 0 && rest < nranks)
-        return relate_error_set(err, RELATE_ERR_ARG,
-                                "the last batch of each epoch holds %lld images (%lld %% --data_size=%d), fewer than "
-                                "the %d processes sharing it: choose a --data_size that leaves at least %d, or run %lld "
-                                "processes",
-                                (long long)rest, (long long)split->count, data_size, nranks, nranks, (long long)rest);
-    return RELATE_OK;
-}
-
 /* True on every process when any asked to stop (a signal reaches each process of mpirun's job at
  * its own time; they must all stop after the same step). */
 static bool stop_agreed(bool mine)
@@ -444,7 +422,7 @@ relate_status relate_pretrain(const relate_pretrain_options *o, relate_error *er
     lc.limit_batches = o->limit_train_batches;
     lc.shard_index = relate_dist_rank();
     lc.shard_count = relate_dist_size();
-    if ((st = check_shares(split, o->data_size, lc.drop_last, lc.shard_count, err)) != RELATE_OK)
+    if ((st = relate_stage_check_shares(split, o->data_size, lc.drop_last, lc.shard_count, err)) != RELATE_OK)
         goto done;
     relate_method_loader_setup(m, &lc);
     if ((st = relate_loader_create(&ld, &lc, err)) != RELATE_OK)

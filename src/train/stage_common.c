@@ -204,3 +204,24 @@ void relate_epoch_log_close(relate_epoch_log *log)
     free(log->text);
     memset(log, 0, sizeof *log);
 }
+
+/* A share must hold at least one image, the last partial batch's included. */
+relate_status relate_stage_check_shares(const relate_split *split, int data_size, bool drop_last, int nranks,
+                                        relate_error *err)
+{
+    if (nranks == 1)
+        return RELATE_OK;
+    if (data_size < nranks)
+        return relate_error_set(err, RELATE_ERR_ARG,
+                                "--data_size=%d is the whole batch, shared by %d processes: it needs at least one image "
+                                "per process",
+                                data_size, nranks);
+    const int64_t rest = split->count % data_size;
+    if (!drop_last && rest > 0 && rest < nranks)
+        return relate_error_set(err, RELATE_ERR_ARG,
+                                "the last batch of each epoch holds %lld images (%lld %% --data_size=%d), fewer than "
+                                "the %d processes sharing it: choose a --data_size that leaves at least %d, or run %lld "
+                                "processes",
+                                (long long)rest, (long long)split->count, data_size, nranks, nranks, (long long)rest);
+    return RELATE_OK;
+}

@@ -79,4 +79,10 @@ relate_status relate_epoch_log_append_extra(relate_epoch_log *log, int epoch, do
                                             const char *extra, relate_error *err);
 void relate_epoch_log_close(relate_epoch_log *log);
 
+struct relate_split;
+/* Across processes (relate/dist.h) each takes a share of every batch of data_size images of split:
+ * an error that says what to change when a share would be empty. RELATE_OK in one process. */
+relate_status relate_stage_check_shares(const struct relate_split *split, int data_size, bool drop_last, int nranks,
+                                        relate_error *err);
+
 #endif

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # dist_cli.sh MPIEXEC RELATE: the relate command started as 2 and 3 MPI processes refuses every
-# command that would run N times over (all but train_unsupervised, which dist_train checks, and
-# knn) in one line from rank 0, exit 2; `info`
+# command that would run N times over (all but train_unsupervised, train_linear_evaluation and
+# test, which dist_train and dist_stage2 check, and knn) in one line from rank 0, exit 2; `info`
 # still works; one process under mpirun runs as usual; `knn` runs across the processes (each
 # extracts a share of the features) and prints, once, what one process prints.
 set -uo pipefail

@@ -32,6 +32,10 @@ if(MPI_C_FOUND AND MPIEXEC_EXECUTABLE)
   # Stage 1's first step of every method on 2 and 3 processes against one (compare_runs.py: torch).
   add_test(NAME dist_train COMMAND bash ${CMAKE_CURRENT_LIST_DIR}/dist_train.sh ${MPIEXEC_EXECUTABLE} $<TARGET_FILE:relate_cli>)
   set_tests_properties(dist_train PROPERTIES ENVIRONMENT "${RELATE_MPI_TEST_ENV}" LABELS mpi TIMEOUT 300 RUN_SERIAL TRUE)
+  # Stage 2 (cached features, the frozen backbone per batch, finetuning) and the test stage on 2
+  # and 3 processes against one.
+  add_test(NAME dist_stage2 COMMAND bash ${CMAKE_CURRENT_LIST_DIR}/dist_stage2.sh ${MPIEXEC_EXECUTABLE} $<TARGET_FILE:relate_cli>)
+  set_tests_properties(dist_stage2 PROPERTIES ENVIRONMENT "${RELATE_MPI_TEST_ENV}" LABELS mpi TIMEOUT 120 RUN_SERIAL TRUE)
 else()
   add_test(NAME mpi_required COMMAND bash -c "if [ \"$RELATE_REQUIRE_ALL\" = 1 ]; then echo 'FAIL: relate was built without MPI (apt-get install openmpi-bin libopenmpi-dev, then reconfigure)'; exit 1; fi; echo 'SKIP: no MPI in this build (apt-get install openmpi-bin libopenmpi-dev)'")
 endif()
