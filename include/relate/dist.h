@@ -53,6 +53,28 @@ relate_status relate_dist_allgatherv(const void *send, void *recv, const size_t 
 /* buf (bytes long) of rank root on every rank. */
 relate_status relate_dist_broadcast(void *buf, size_t bytes, int root, relate_error *err);
 relate_status relate_dist_barrier(relate_error *err);
+/* Sums that overlap with computation: float buffers summed over the ranks as by
+ * relate_dist_allreduce_sum_f32 (the same bits on every rank), each started as soon as it is ready
+ * while the caller goes on computing (the gradients of the last layers while the backward pass
+ * works on the first), and finished together. A sum is reduced to rank 0 and then broadcast; each
+ * broadcast is issued when the next sum starts, or at the finish, so every rank issues the
+ * collectives in the same order. Every rank must start the same buffers, of the same lengths, in
+ * the same order, and leave a started buffer alone until the finish.
+ *
+ *   relate_dist_sums *s;  relate_dist_sums_create(&s, 16, &err);
+ *   relate_dist_sums_start(s, grad_of_last_layers, n1, &err);  ... compute ...  relate_dist_sums_poll(s);
+ *   relate_dist_sums_start(s, grad_of_first_layers, n2, &err);
+ *   relate_dist_sums_finish(s, &err);                          // both buffers hold the sums
+ */
+typedef struct relate_dist_sums relate_dist_sums;
+/* Room for up to `capacity` sums between finishes. */
+relate_status relate_dist_sums_create(relate_dist_sums **out, int capacity, relate_error *err);
+relate_status relate_dist_sums_start(relate_dist_sums *s, float *buf, size_t n, relate_error *err);
+/* Lets the started sums progress (MPI moves nonblocking collectives on inside its calls). */
+void relate_dist_sums_poll(relate_dist_sums *s);
+/* Waits until every started sum is complete; s can then start a new series. */
+relate_status relate_dist_sums_finish(relate_dist_sums *s, relate_error *err);
+void relate_dist_sums_free(relate_dist_sums *s);
 /* Ends every process of the job with exit status `code` (MPI_Abort): what a rank that fails calls,
  * so the others never wait in a collective it will not join. Returns only without MPI running. */
 void relate_dist_abort(int code);

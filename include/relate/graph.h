@@ -64,6 +64,14 @@ void relate_graph_keep_grads(relate_graph *g, bool keep);
  * relate_graph_reset keeps the setting. */
 void relate_graph_set_sync_batch(relate_graph *g, bool on);
 bool relate_graph_sync_batch(const relate_graph *g);
+/* Called by the backward pass for each parameter as soon as its gradient is final, that is once
+ * every op that reads the parameter has run its backward step: once per parameter (of those made
+ * into tensors with a gradient since the reset) and backward pass, in the order the gradients
+ * complete, which is the same for every graph that records the same ops. Data-parallel training
+ * starts summing gradients over the processes there, while the backward pass goes on. NULL: none
+ * (the default). relate_graph_reset keeps the setting. */
+typedef void (*relate_grad_ready_fn)(void *ctx, relate_param *p);
+void relate_graph_on_grad_ready(relate_graph *g, relate_grad_ready_fn fn, void *ctx);
 /* The arena's high-water mark: the peak memory of a step's activations and gradients. */
 size_t relate_graph_peak_bytes(const relate_graph *g);
 /* The work done since the last reset, for benchmarks' floors: FLOPs of the matrix products

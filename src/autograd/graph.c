@@ -26,6 +26,7 @@ void relate_graph_destroy(relate_graph *g)
     free(g->workspace);
     free(g->tape);
     free(g->free_grads);
+    free(g->uses);
     free(g);
 }
 
@@ -34,6 +35,7 @@ void relate_graph_reset(relate_graph *g)
     relate_arena_reset(&g->arena);
     g->tape_count = 0;
     g->free_count = 0;
+    g->use_count = 0;
     g->last_out = NULL;
     g->flops = g->layer_bytes = 0;
     memset(&g->err, 0, sizeof g->err);
@@ -45,6 +47,11 @@ void relate_graph_set_grad_enabled(relate_graph *g, bool enabled) { g->grad_enab
 void relate_graph_keep_grads(relate_graph *g, bool keep) { g->keep_grads = keep; }
 void relate_graph_set_sync_batch(relate_graph *g, bool on) { g->sync_batch = on; }
 bool relate_graph_sync_batch(const relate_graph *g) { return g->sync_batch; }
+void relate_graph_on_grad_ready(relate_graph *g, relate_grad_ready_fn fn, void *ctx)
+{
+    g->grad_ready = fn;
+    g->grad_ready_ctx = ctx;
+}
 size_t relate_graph_peak_bytes(const relate_graph *g) { return g->arena.high_water + g->workspace_size; }
 
 void relate_graph_work(const relate_graph *g, double *flops, double *layer_bytes)
@@ -157,6 +164,15 @@ relate_tensor *relate_param_tensor(relate_graph *g, relate_param *p)
     if (p->kind == RELATE_PARAM && !p->frozen && g->grad_enabled && p->grad) {
         t->requires_grad = true;
         t->grad = p->grad;
+        if (g->use_count == g->use_cap) {
+            int cap = g->use_cap ? 2 * g->use_cap : 64;
+            struct relate_param_use *u = realloc(g->uses, (size_t)cap * sizeof *u);
+            if (!u)
+                return relate_graph_fail(g, RELATE_ERR_NOMEM, "out of memory");
+            g->uses = u;
+            g->use_cap = cap;
+        }
+        g->uses[g->use_count++] = (struct relate_param_use){p, g->tape_count};
     }
     return t;
 }
@@ -286,6 +302,24 @@ static void release_grad(relate_graph *g, relate_tensor *out)
     }
 }
 
+/* Keeps each parameter's first use only (the uses are in tape order, so the first is the earliest):
+ * a parameter read twice is final only when the backward pass has gone past its first reader.
+ * Returns the number kept. A step holds tens to hundreds of parameters, so the quadratic scan
+ * costs microseconds. */
+static int first_uses(relate_graph *g)
+{
+    int n = 0;
+    for (int i = 0; i < g->use_count; i++) {
+        bool seen = false;
+        for (int j = 0; j < n && !seen; j++)
+            seen = g->uses[j].param == g->uses[i].param;
+        if (!seen)
+            g->uses[n++] = g->uses[i];
+    }
+    g->use_count = n;
+    return n;
+}
+
 relate_status relate_graph_backward(relate_graph *g, relate_tensor *loss)
 {
     return relate_graph_backward_scaled(g, loss, 1.0f);
@@ -308,10 +342,16 @@ relate_status relate_graph_backward_scaled(relate_graph *g, relate_tensor *loss,
     if (!seed)
         return g->err.code;
     seed[0] += scale;
+    /* uses[0..u] are the parameters whose gradients are not yet final, by their first use. */
+    int u = g->grad_ready ? first_uses(g) - 1 : -1;
+    for (; u >= 0 && g->uses[u].tape_pos >= g->tape_count; u--)
+        g->grad_ready(g->grad_ready_ctx, g->uses[u].param);
     for (int i = g->tape_count - 1; i >= 0 && g->err.code == RELATE_OK; i--) {
         g->tape[i].fn(g, g->tape[i].ctx);
         if (g->tape[i].out != loss)
             release_grad(g, g->tape[i].out);
+        for (; u >= 0 && g->uses[u].tape_pos >= i; u--)
+            g->grad_ready(g->grad_ready_ctx, g->uses[u].param);
     }
     return g->err.code;
 }

@@ -34,6 +34,15 @@ struct relate_graph {
     int free_count, free_cap;
     bool keep_grads;           /* relate_graph_keep_grads */
     bool sync_batch;           /* relate_graph_set_sync_batch */
+    /* Parameters made into tensors with a gradient this step, each with the tape position at the
+     * time (every op that reads it is recorded at or after it), for relate_graph_on_grad_ready. */
+    struct relate_param_use {
+        relate_param *param;
+        int tape_pos;
+    } *uses;
+    int use_count, use_cap;
+    relate_grad_ready_fn grad_ready;
+    void *grad_ready_ctx;
 };
 
 /* Output tensor of an op: shape given, requires_grad if any listed input requires it. */

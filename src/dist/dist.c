@@ -67,6 +67,27 @@ relate_status relate_dist_allgatherv(const void *send, void *recv, const size_t 
     return RELATE_OK;
 }
 void relate_dist_abort(int code) { (void)code; }
+struct relate_dist_sums {
+    int unused;
+};
+relate_status relate_dist_sums_create(relate_dist_sums **out, int capacity, relate_error *err)
+{
+    (void)capacity;
+    *out = calloc(1, sizeof **out);
+    return *out ? RELATE_OK : relate_error_set(err, RELATE_ERR_NOMEM, "out of memory");
+}
+relate_status relate_dist_sums_start(relate_dist_sums *s, float *buf, size_t n, relate_error *err)
+{
+    (void)s, (void)buf, (void)n, (void)err;
+    return RELATE_OK;
+}
+void relate_dist_sums_poll(relate_dist_sums *s) { (void)s; }
+relate_status relate_dist_sums_finish(relate_dist_sums *s, relate_error *err)
+{
+    (void)s, (void)err;
+    return RELATE_OK;
+}
+void relate_dist_sums_free(relate_dist_sums *s) { free(s); }
 relate_status relate_dist_broadcast(void *buf, size_t bytes, int root, relate_error *err)
 {
     (void)buf, (void)bytes;
@@ -221,6 +242,97 @@ relate_status relate_dist_broadcast(void *buf, size_t bytes, int root, relate_er
             return mpi_fail(rc, "broadcast", err);
     }
     return RELATE_OK;
+}
+
+struct relate_dist_sums {
+    int cap, count;
+    float **buf;
+    int *n;
+    MPI_Request *reduce, *bcast; /* MPI_REQUEST_NULL when not in flight */
+};
+
+relate_status relate_dist_sums_create(relate_dist_sums **out, int capacity, relate_error *err)
+{
+    relate_dist_sums *s = calloc(1, sizeof *s);
+    const size_t cap = capacity > 0 ? (size_t)capacity : 1;
+    if (s) {
+        s->cap = (int)cap;
+        s->buf = calloc(cap, sizeof *s->buf);
+        s->n = calloc(cap, sizeof *s->n);
+        s->reduce = malloc(cap * sizeof *s->reduce);
+        s->bcast = malloc(cap * sizeof *s->bcast);
+    }
+    if (!s || !s->buf || !s->n || !s->reduce || !s->bcast) {
+        relate_dist_sums_free(s);
+        *out = NULL;
+        return relate_error_set(err, RELATE_ERR_NOMEM, "out of memory");
+    }
+    for (size_t i = 0; i < cap; i++)
+        s->reduce[i] = s->bcast[i] = MPI_REQUEST_NULL;
+    *out = s;
+    return RELATE_OK;
+}
+
+/* The newest sum's reduction is complete at rank 0: its broadcast can go. */
+static relate_status sums_broadcast_last(relate_dist_sums *s, relate_error *err)
+{
+    const int k = s->count - 1;
+    int rc = MPI_Wait(&s->reduce[k], MPI_STATUS_IGNORE);
+    if (rc != MPI_SUCCESS)
+        return mpi_fail(rc, "reduce", err);
+    rc = MPI_Ibcast(s->buf[k], s->n[k], MPI_FLOAT, 0, MPI_COMM_WORLD, &s->bcast[k]);
+    return rc == MPI_SUCCESS ? RELATE_OK : mpi_fail(rc, "broadcast", err);
+}
+
+relate_status relate_dist_sums_start(relate_dist_sums *s, float *buf, size_t n, relate_error *err)
+{
+    if (!g_started || g_size == 1 || n == 0)
+        return RELATE_OK;
+    if (s->count == s->cap)
+        return relate_error_set(err, RELATE_ERR_INTERNAL, "more than %d sums in flight", s->cap);
+    if (n > (size_t)INT32_MAX)
+        return relate_error_set(err, RELATE_ERR_ARG, "a sum of %zu floats: too many for one message", n);
+    if (s->count > 0 && sums_broadcast_last(s, err) != RELATE_OK)
+        return err->code;
+    const int k = s->count++;
+    s->buf[k] = buf;
+    s->n[k] = (int)n;
+    int rc = MPI_Ireduce(g_rank == 0 ? MPI_IN_PLACE : buf, g_rank == 0 ? buf : NULL, (int)n, MPI_FLOAT, MPI_SUM, 0,
+                         MPI_COMM_WORLD, &s->reduce[k]);
+    return rc == MPI_SUCCESS ? RELATE_OK : mpi_fail(rc, "reduce", err);
+}
+
+void relate_dist_sums_poll(relate_dist_sums *s)
+{
+    int flag;
+    if (s->count > 0) {
+        MPI_Testall(s->count, s->reduce, &flag, MPI_STATUSES_IGNORE);
+        MPI_Testall(s->count, s->bcast, &flag, MPI_STATUSES_IGNORE);
+    }
+}
+
+relate_status relate_dist_sums_finish(relate_dist_sums *s, relate_error *err)
+{
+    relate_status st = RELATE_OK;
+    if (s->count > 0) {
+        st = sums_broadcast_last(s, err);
+        int rc = MPI_Waitall(s->count, s->bcast, MPI_STATUSES_IGNORE);
+        if (st == RELATE_OK && rc != MPI_SUCCESS)
+            st = mpi_fail(rc, "broadcast", err);
+    }
+    s->count = 0;
+    return st;
+}
+
+void relate_dist_sums_free(relate_dist_sums *s)
+{
+    if (!s)
+        return;
+    free(s->buf);
+    free(s->n);
+    free(s->reduce);
+    free(s->bcast);
+    free(s);
 }
 
 relate_status relate_dist_barrier(relate_error *err)

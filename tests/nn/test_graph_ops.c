@@ -1,11 +1,14 @@
 /* test_graph_ops.c: every graph op's recorded backward against central finite differences of
  * the whole graph, plus the tape's rules (accumulation when a tensor is reused, frozen
- * parameters, inference mode, shape errors).
+ * parameters, inference mode, shape errors) and relate_graph_on_grad_ready (each parameter
+ * reported once, when its gradient is final).
  * Not a kernel test: kernels are checked alone in tests/kernels; this checks their wiring. */
 #include <math.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "relate/graph.h"
+#include "relate/nn.h"
 #include "test_util.h"
 
 #define MAXIN 3
@@ -226,10 +229,82 @@ static void check_tape_rules(void)
     relate_params_free(&store);
 }
 
+/* relate_graph_on_grad_ready on resnet8 applied twice (so every parameter is read by two ops far
+ * apart on the tape, and its residual blocks read activations out of order): every trainable
+ * parameter is reported exactly once, and when it is, its gradient already holds the final
+ * value of a backward pass without the hook, bit for bit. */
+typedef struct {
+    const relate_backbone *bb;
+    const float *final;   /* the grad_block after a plain backward pass */
+    int *seen;            /* per parameter of bb */
+    int calls, early;     /* reports; reports of a gradient not yet final */
+} ready_log;
+
+static void on_ready(void *ctx, relate_param *p)
+{
+    ready_log *l = ctx;
+    l->calls++;
+    for (int i = 0; i < l->bb->params.count; i++)
+        if (l->bb->params.items[i] == p) {
+            l->seen[i]++;
+            const float *want = l->final + (p->grad - l->bb->params.grad_block);
+            if (memcmp(p->grad, want, (size_t)p->numel * sizeof(float)) != 0)
+                l->early++;
+        }
+}
+
+static relate_tensor *siamese_loss(relate_graph *g, relate_backbone *bb, float *x)
+{
+    relate_params_zero_grad(&bb->params);
+    relate_tensor *a = relate_tensor_wrap(g, 4, (int64_t[]){2, 3, 16, 16}, x);
+    relate_tensor *b = relate_tensor_wrap(g, 4, (int64_t[]){2, 3, 16, 16}, x + 2 * 3 * 16 * 16);
+    return relate_add(g, project(g, relate_backbone_forward(g, bb, a, true)),
+                      project(g, relate_backbone_forward(g, bb, b, true)));
+}
+
+static void check_grad_ready(void)
+{
+    relate_backbone bb;
+    relate_error err = {0};
+    CHECK(relate_backbone_create(&bb, "resnet8", 3, &err) == RELATE_OK);
+    float x[4 * 3 * 16 * 16];
+    relate_test_fill(x, sizeof x / sizeof x[0], 5);
+    relate_graph *g = relate_graph_create();
+    CHECK(relate_graph_backward(g, siamese_loss(g, &bb, x)) == RELATE_OK);
+    const size_t n = bb.params.param_floats;
+    float *final = malloc(n * sizeof *final);
+    int *seen = calloc((size_t)bb.params.count, sizeof *seen);
+    memcpy(final, bb.params.grad_block, n * sizeof *final);
+    ready_log log = {&bb, final, seen, 0, 0};
+    relate_graph_reset(g);
+    relate_graph_on_grad_ready(g, on_ready, &log);
+    CHECK(relate_graph_backward(g, siamese_loss(g, &bb, x)) == RELATE_OK);
+    int trainable = 0;
+    for (int i = 0; i < bb.params.count; i++)
+        if (bb.params.items[i]->kind == RELATE_PARAM) {
+            trainable++;
+            CHECK_MSG(seen[i] == 1, "%s reported %d times", bb.params.items[i]->name, seen[i]);
+        }
+    CHECK_MSG(log.calls == trainable, "%d reports for %d parameters", log.calls, trainable);
+    CHECK_MSG(log.early == 0, "%d parameters reported before their gradient was final", log.early);
+    CHECK(memcmp(final, bb.params.grad_block, n * sizeof *final) == 0);
+    /* Off again: nothing is reported. */
+    relate_graph_reset(g);
+    relate_graph_on_grad_ready(g, NULL, NULL);
+    log.calls = 0;
+    CHECK(relate_graph_backward(g, siamese_loss(g, &bb, x)) == RELATE_OK);
+    CHECK(log.calls == 0);
+    free(final);
+    free(seen);
+    relate_graph_destroy(g);
+    relate_backbone_free(&bb);
+}
+
 int main(void)
 {
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)
         run_case(&cases[i], (int)i);
     check_tape_rules();
+    check_grad_ready();
     return relate_test_finish();
 }
