@@ -4,7 +4,8 @@
 # half of every batch, synchronised batch norm, the heads on the gathered batch, summed
 # gradients), for the headline step and the resnet32 steps of docs/benchmarks.md. Prints
 # relate_bench_steps' line for each (median seconds per step in column 7) and the ratio.
-# docs/scaling.md quotes the figures. Needs a build with MPI (openmpi-bin, libopenmpi-dev).
+# docs/scaling.md quotes the figures. mpirun reads stdin, so each command gets /dev/null
+# (the cases come from a here-document). Needs a build with MPI (openmpi-bin, libopenmpi-dev).
 set -eu
 BUILD=${1:-build}
 STEPS=${2:-8}
@@ -14,9 +15,9 @@ export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OPENBLAS_CORETY
 echo "# $(date -u +%Y-%m-%dT%H:%MZ) $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'), $(getconf _NPROCESSORS_ONLN) cores, OPENBLAS_CORETYPE=$OPENBLAS_CORETYPE"
 echo "# case | 1 process x 2 threads s/step | 2 processes x 1 thread s/step | ratio"
 while read -r method backbone K B mode steps; do
-  one=$(OMP_NUM_THREADS=2 "$BIN" "$method" "$backbone" "$K" "$B" "$steps" "$mode" 1 | awk '{print $7}')
+  one=$(OMP_NUM_THREADS=2 "$BIN" "$method" "$backbone" "$K" "$B" "$steps" "$mode" 1 </dev/null | awk '{print $7}')
   two=$(mpirun -np 2 --bind-to core -x OMP_NUM_THREADS=1 -x OPENBLAS_CORETYPE \
-        "$BIN" "$method" "$backbone" "$K" "$B" "$steps" "$mode" 1 | awk '{print $7}')
+        "$BIN" "$method" "$backbone" "$K" "$B" "$steps" "$mode" 1 </dev/null | awk '{print $7}')
   printf '%s %s K=%s B=%s %s | %s | %s | %.2f\n' "$method" "$backbone" "$K" "$B" "$mode" "$one" "$two" \
     "$(echo "$one / $two" | bc -l)"
 done <<CASES

@@ -223,11 +223,13 @@ static relate_split_kind dc_split(const relate_method *m, const relate_dataset_i
     return info->unsupervised_split;
 }
 
-/* The feature pass: T3 with its own key, so the training pass's draws of the same epoch differ. */
+/* The feature pass: T3 with its own key, so the training pass's draws of the same epoch differ.
+ * first is the split's number of the loader's image 0 (a process's share starts there). */
 typedef struct feature_pass {
     const relate_dataset_info *info;
     uint64_t seed;
     int epoch;
+    int64_t first;
 } feature_pass;
 
 static void feature_sample(void *user, const relate_image *img, int64_t index, int view, relate_rng *rng, float *out,
@@ -236,18 +238,26 @@ static void feature_sample(void *user, const relate_image *img, int64_t index, i
     const feature_pass *fp = user;
     (void)view, (void)rng;
     relate_rng r;
-    relate_rng_init(&r, fp->seed, (uint32_t)fp->epoch, (uint32_t)index,
+    relate_rng_init(&r, fp->seed, (uint32_t)fp->epoch, (uint32_t)(fp->first + index),
                     (uint32_t)RELATE_PURPOSE_METHOD << 24 | DC_TAG_FEATURES);
     relate_transform_apply(RELATE_T3, fp->info, img, &r, out, scratch);
 }
 
-/* Step 2: features [N, d] of the whole split in order, backbone in eval mode. */
-static relate_status extract_features(relate_method *m, const relate_epoch_context *ctx, float *out,
-                                      relate_error *err)
+/* Features of the split's images [first, first + count) into out's rows of the same numbers,
+ * backbone in eval mode, in batches of batch_size images counted from `first`. */
+static relate_status extract_range(relate_method *m, const relate_epoch_context *ctx, int batch_size, int64_t first,
+                                   int64_t count, float *out, relate_error *err)
 {
-    feature_pass fp = {.info = ctx->info, .seed = m->cfg.seed, .epoch = ctx->epoch};
-    relate_loader_config lc = relate_loader_defaults(ctx->split, ctx->info, RELATE_T3);
-    lc.batch_size = ctx->batch_size > 0 ? ctx->batch_size : 128;
+    if (count == 0)
+        return RELATE_OK;
+    const relate_split *split = ctx->split;
+    relate_split part = *split; /* a view of the range: the loader numbers its images from 0 */
+    part.count = count;
+    part.pixels = split->pixels + (size_t)first * (size_t)split->width * (size_t)split->height * 3;
+    part.labels = split->labels ? split->labels + first : NULL;
+    feature_pass fp = {.info = ctx->info, .seed = m->cfg.seed, .epoch = ctx->epoch, .first = first};
+    relate_loader_config lc = relate_loader_defaults(&part, ctx->info, RELATE_T3);
+    lc.batch_size = batch_size;
     lc.shuffle = false;
     lc.drop_last = false;
     lc.seed = m->cfg.seed;
@@ -280,10 +290,41 @@ static relate_status extract_features(relate_method *m, const relate_epoch_conte
             break;
         }
         for (int i = 0; i < b.size; i++)
-            memcpy(out + (size_t)b.indices[i] * d, f->data + (size_t)i * d, (size_t)d * sizeof *out);
+            memcpy(out + (size_t)(first + b.indices[i]) * d, f->data + (size_t)i * d, (size_t)d * sizeof *out);
     }
     relate_graph_destroy(g);
     relate_loader_destroy(ld);
+    return st;
+}
+
+/* Step 2: features [N, d] of the whole split in order. Across MPI processes each computes a
+ * contiguous share of whole batches, the very batches one process runs, so every feature is one
+ * process's to the bit (a share of each batch would be a smaller GEMM, which rounds otherwise, and
+ * k-means on 60 points with 30 clusters already assigned points otherwise after such rounding).
+ * The rows meet in a sum over the processes of buffers that are zero outside each one's share,
+ * which adds nothing but zeros. */
+static relate_status extract_features(relate_method *m, const relate_epoch_context *ctx, float *out,
+                                      relate_error *err)
+{
+    const int procs = relate_dist_size(), rank = relate_dist_rank();
+    const int batch = ctx->batch_size > 0 ? ctx->batch_size : 128;
+    const int64_t n = ctx->split->count;
+    if (procs == 1)
+        return extract_range(m, ctx, batch, 0, n, out, err);
+    const int64_t batches = (n + batch - 1) / batch;
+    const int64_t first = batches * rank / procs * batch;
+    const int64_t end = batches * (rank + 1) / procs * batch;
+    const size_t floats = (size_t)n * (size_t)m->backbone.feature_size;
+    memset(out, 0, floats * sizeof *out);
+    relate_status st = extract_range(m, ctx, batch, first, (end < n ? end : n) - first, out, err);
+    /* Every process learns whether any failed before the sum, so none waits in it for ever. */
+    double failed = st != RELATE_OK;
+    relate_error e = {0};
+    if (relate_dist_allreduce_sum_f64(&failed, 1, &e) != RELATE_OK ||
+        (failed == 0 && relate_dist_allreduce_sum_f32(out, floats, &e) != RELATE_OK))
+        return relate_error_set(err, e.code, "deepcluster: sharing the features: %s", e.msg);
+    if (failed > 0 && st == RELATE_OK)
+        return relate_error_set(err, RELATE_ERR_IO, "deepcluster: the feature pass failed on another process");
     return st;
 }
 
