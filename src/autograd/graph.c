@@ -230,15 +230,16 @@ static size_t grad_bytes(const relate_tensor *t)
     return ((size_t)t->numel * sizeof(float) + GRAD_ALIGN - 1) & ~(size_t)(GRAD_ALIGN - 1);
 }
 
-/* A zeroed gradient buffer: the front of the smallest released run that fits, else arena memory. */
-static float *grad_buffer(relate_graph *g, size_t bytes)
+/* A gradient buffer, zeroed when `zero`: the front of the smallest released run that fits, else
+ * arena memory. */
+static float *grad_buffer(relate_graph *g, size_t bytes, bool zero)
 {
     int best = -1;
     for (int i = 0; i < g->free_count; i++)
         if (g->free_grads[i].bytes >= bytes && (best < 0 || g->free_grads[i].bytes < g->free_grads[best].bytes))
             best = i;
     if (best < 0)
-        return relate_arena_calloc(&g->arena, bytes);
+        return zero ? relate_arena_calloc(&g->arena, bytes) : relate_arena_alloc(&g->arena, bytes);
     relate_free_grad *f = &g->free_grads[best];
     float *buf = f->buf;
     if (f->bytes > bytes) {
@@ -248,7 +249,8 @@ static float *grad_buffer(relate_graph *g, size_t bytes)
         memmove(f, f + 1, (size_t)(g->free_count - best - 1) * sizeof *f);
         g->free_count--;
     }
-    memset(buf, 0, bytes);
+    if (zero)
+        memset(buf, 0, bytes);
     return buf;
 }
 
@@ -257,9 +259,22 @@ float *relate_grad_of(relate_graph *g, relate_tensor *t)
     if (!t || !t->requires_grad)
         return NULL;
     if (!t->grad)
-        t->grad = grad_buffer(g, grad_bytes(t));
+        t->grad = grad_buffer(g, grad_bytes(t), true);
     if (!t->grad)
         relate_graph_fail(g, RELATE_ERR_NOMEM, "out of memory for a gradient");
+    return t->grad;
+}
+
+float *relate_grad_to_write(relate_graph *g, relate_tensor *t, bool *store)
+{
+    *store = false;
+    if (!t || !t->requires_grad)
+        return NULL;
+    if (t->grad)
+        return t->grad;
+    if (!(t->grad = grad_buffer(g, grad_bytes(t), false)))
+        relate_graph_fail(g, RELATE_ERR_NOMEM, "out of memory for a gradient");
+    *store = t->grad != NULL;
     return t->grad;
 }
 

@@ -58,6 +58,11 @@ void relate_op_record(relate_graph *g, relate_backward_fn fn, void *ctx);
 void *relate_op_save(relate_graph *g, relate_backward_fn fn, const void *ctx, size_t size);
 /* The gradient buffer of t, allocated zeroed on first use; NULL if t needs no gradient. */
 float *relate_grad_of(relate_graph *g, relate_tensor *t);
+/* The same for a backward step that can store t's whole gradient instead of adding to it: on
+ * first use the buffer is not zeroed and *store is set, and the step must then write every
+ * element (a large gradient is written once instead of zeroed, read and written again). Once t
+ * has a gradient, *store is false and the step adds as usual. */
+float *relate_grad_to_write(relate_graph *g, relate_tensor *t, bool *store);
 /* Scratch that is only needed during one kernel call (im2col columns, reorders): one buffer per
  * graph, grown to the largest request and reused, so it does not pile up in the step arena.
  * Valid until the next call. Records NOMEM on the graph when it fails. */

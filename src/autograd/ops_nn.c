@@ -25,13 +25,16 @@ static void conv2d_backward(relate_graph *g, void *p)
     conv_ctx *c = p;
     if (!c->y->grad)
         return;
-    float *dx = relate_grad_of(g, c->x), *dw = relate_grad_of(g, c->w);
+    bool store_dx;
+    float *dx = relate_grad_to_write(g, c->x, &store_dx), *dw = relate_grad_of(g, c->w);
     if (!dx && !dw)
         return;
     float *scratch = relate_graph_workspace(g, relate_conv2d_scratch_floats(&c->d, relate_get_threads()) * sizeof(float));
     relate_graph_count(g, conv_flops(&c->d) * ((dx != NULL) + (dw != NULL)), 0);
     if (scratch)
-        relate_conv2d_backward(dx, dw, c->y->grad, c->x->data, c->w->data, &c->d, scratch);
+        relate_conv2d_backward_ex(dx, dw, c->y->grad, c->x->data, c->w->data, &c->d, scratch, store_dx);
+    else if (store_dx) /* the step has failed; leave no uninitialised gradient behind */
+        memset(dx, 0, (size_t)c->x->numel * sizeof *dx);
 }
 
 relate_tensor *relate_conv2d(relate_graph *g, relate_tensor *x, relate_tensor *w, int stride, int pad)
@@ -94,6 +97,19 @@ static void bn_backward(relate_graph *g, void *p)
     bn_ctx *b = p;
     if (!b->y->grad)
         return;
+    if (!b->sync && b->training && b->hw > 1) {
+        /* The ReLU mask and the residual's gradient are applied inside the kernel's passes, which
+         * store dx and dresidual outright when nothing has added to them yet. */
+        bool store_dx, store_dres;
+        float *dres = relate_grad_to_write(g, b->residual, &store_dres);
+        float *dx = relate_grad_to_write(g, b->x, &store_dx);
+        float *dg = relate_grad_of(g, b->gamma), *db = relate_grad_of(g, b->beta);
+        relate_batchnorm_backward_train_ep(dx, dg, db, b->y->grad, b->x->data, b->mean, b->invstd, b->gamma->data,
+                                           b->n, b->c, b->hw, b->relu ? b->y->data : NULL, dres,
+                                           (store_dx ? RELATE_BN_STORE_DX : 0u) |
+                                               (store_dres ? RELATE_BN_STORE_DRESIDUAL : 0u));
+        return;
+    }
     float *dres = relate_grad_of(g, b->residual);
     float *dx = relate_grad_of(g, b->x), *dg = relate_grad_of(g, b->gamma), *db = relate_grad_of(g, b->beta);
     const size_t count = (size_t)b->y->numel;
@@ -103,12 +119,6 @@ static void bn_backward(relate_graph *g, void *p)
                                                  b->gamma->data, b->n, b->c, b->hw, b->relu ? b->y->data : NULL, dres,
                                                  bn_reduce_dist, &e) != 0)
             bn_sync_failed(g, &e, "backward");
-        return;
-    }
-    if (b->training && b->hw > 1) {
-        /* The ReLU mask and the residual's gradient are applied inside the kernel's passes. */
-        relate_batchnorm_backward_train_ep(dx, dg, db, b->y->grad, b->x->data, b->mean, b->invstd, b->gamma->data,
-                                           b->n, b->c, b->hw, b->relu ? b->y->data : NULL, dres);
         return;
     }
     /* Otherwise the epilogue's gradient first: dz = dy where y > 0 (torch.relu's rule), which is
@@ -211,10 +221,12 @@ static void bnpool_backward(relate_graph *g, void *p)
     bnpool_ctx *b = p;
     if (!b->y->grad)
         return;
-    float *dx = relate_grad_of(g, b->x), *dg = relate_grad_of(g, b->gamma), *db = relate_grad_of(g, b->beta);
+    bool store_dx;
+    float *dx = relate_grad_to_write(g, b->x, &store_dx);
+    float *dg = relate_grad_of(g, b->gamma), *db = relate_grad_of(g, b->beta);
     if (relate_bn_relu_pool2_backward_train(dx, dg, db, b->y->grad, b->x->data, b->mean, b->invstd, b->gamma->data,
                                             b->beta->data, (int)b->x->shape[0], (int)b->x->shape[1],
-                                            (int)b->x->shape[2], (int)b->x->shape[3]) != 0)
+                                            (int)b->x->shape[2], (int)b->x->shape[3], store_dx) != 0)
         relate_graph_fail(g, RELATE_ERR_NOMEM, "out of memory in batch_norm_relu_pool2's backward");
 }
 

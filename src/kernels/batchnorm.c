@@ -242,14 +242,16 @@ void relate_batchnorm_backward_train(float *dx, float *dgamma, float *dbeta, con
                                      int n, int c, int hw)
 {
     relate_batchnorm_backward_train_ep(dx, dgamma, dbeta, dy, x, saved_mean, saved_invstd, gamma, n, c, hw, NULL,
-                                       NULL);
+                                       NULL, 0);
 }
 
 void relate_batchnorm_backward_train_ep(float *dx, float *dgamma, float *dbeta, const float *dy,
                                         const float *x, const float *saved_mean,
                                         const float *saved_invstd, const float *gamma,
-                                        int n, int c, int hw, const float *relu_y, float *dresidual)
+                                        int n, int c, int hw, const float *relu_y, float *dresidual,
+                                        unsigned store)
 {
+    const bool store_dx = store & RELATE_BN_STORE_DX, store_dres = store & RELATE_BN_STORE_DRESIDUAL;
     if (hw == 1 && (relu_y || dresidual))
         return; /* the op materialises dz for BatchNorm1d and calls the plain version */
     if (!dx && !dgamma && !dbeta && !dresidual)
@@ -288,7 +290,7 @@ void relate_batchnorm_backward_train_ep(float *dx, float *dgamma, float *dbeta, 
                 const float *xr = x + (size_t)i * c + c0, *gr = dy + (size_t)i * c + c0;
                 float *dr = dx + (size_t)i * c + c0;
                 for (int j = 0; j < cw; j++)
-                    dr[j] += ((gr[j] - gm[j]) - (xr[j] - saved_mean[c0 + j]) * k[j]) * sc[j];
+                    dr[j] = (store_dx ? 0.0f : dr[j]) + ((gr[j] - gm[j]) - (xr[j] - saved_mean[c0 + j]) * k[j]) * sc[j];
             }
         }
         return;
@@ -308,9 +310,15 @@ void relate_batchnorm_backward_train_ep(float *dx, float *dgamma, float *dbeta, 
                 const size_t off = ((size_t)i * c + ch) * hw;
                 const float *gr = dy + off, *yr = relu_y ? relu_y + off : NULL;
                 float *rr = dresidual + off;
+                if (store_dres) {
 #pragma omp simd
-                for (int j = 0; j < hw; j++)
-                    rr[j] += yr ? (yr[j] > 0.0f ? gr[j] : 0.0f) : gr[j];
+                    for (int j = 0; j < hw; j++)
+                        rr[j] = yr ? (yr[j] > 0.0f ? gr[j] : 0.0f) : gr[j];
+                } else {
+#pragma omp simd
+                    for (int j = 0; j < hw; j++)
+                        rr[j] += yr ? (yr[j] > 0.0f ? gr[j] : 0.0f) : gr[j];
+                }
             }
         if (!dx)
             continue;
@@ -322,12 +330,23 @@ void relate_batchnorm_backward_train_ep(float *dx, float *dgamma, float *dbeta, 
             const size_t off = ((size_t)i * c + ch) * hw;
             const float *xr = x + off, *gr = dy + off, *yr = relu_y ? relu_y + off : NULL;
             float *dr = dx + off;
-            if (yr) {
+            /* Stored without reading dx when the caller's buffer is fresh (relate_grad_to_write). */
+            if (yr && store_dx) {
+#pragma omp simd
+                for (int j = 0; j < hw; j++) {
+                    const float g = yr[j] > 0.0f ? gr[j] : 0.0f;
+                    dr[j] = ((g - gm) - (xr[j] - mean) * k) * sc;
+                }
+            } else if (yr) {
 #pragma omp simd
                 for (int j = 0; j < hw; j++) {
                     const float g = yr[j] > 0.0f ? gr[j] : 0.0f;
                     dr[j] += ((g - gm) - (xr[j] - mean) * k) * sc;
                 }
+            } else if (store_dx) {
+#pragma omp simd
+                for (int j = 0; j < hw; j++)
+                    dr[j] = ((gr[j] - gm) - (xr[j] - mean) * k) * sc;
             } else {
 #pragma omp simd
                 for (int j = 0; j < hw; j++)
@@ -454,7 +473,7 @@ static void pool2_plane_grad(float *dz, float *ge, const float *xp, const float 
 
 int relate_bn_relu_pool2_backward_train(float *dx, float *dgamma, float *dbeta, const float *dy, const float *x,
                                         const float *saved_mean, const float *saved_invstd, const float *gamma,
-                                        const float *beta, int n, int c, int h, int w)
+                                        const float *beta, int n, int c, int h, int w, bool dx_store)
 {
     if (!dx && !dgamma && !dbeta)
         return 0;
@@ -494,9 +513,15 @@ int relate_bn_relu_pool2_backward_train(float *dx, float *dgamma, float *dbeta, 
                 const float *xr = x + off;
                 float *dr = dx + off;
                 pool2_plane_grad(dz, dz + hw, xr, dy + ((size_t)i * c + ch) * ho * wo, alpha, shift, h, w);
+                if (dx_store) { /* a fresh buffer (relate_grad_to_write): not read */
 #pragma omp simd
-                for (int j = 0; j < hw; j++)
-                    dr[j] += ((dz[j] - gm) - (xr[j] - mean) * k) * sc;
+                    for (int j = 0; j < hw; j++)
+                        dr[j] = ((dz[j] - gm) - (xr[j] - mean) * k) * sc;
+                } else {
+#pragma omp simd
+                    for (int j = 0; j < hw; j++)
+                        dr[j] += ((dz[j] - gm) - (xr[j] - mean) * k) * sc;
+                }
             }
         }
         free(dz);

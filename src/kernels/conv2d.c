@@ -293,21 +293,33 @@ void relate_conv2d_forward(float *y, const float *x, const float *w, const relat
 void relate_conv2d_backward(float *dx, float *dw, const float *dy, const float *x, const float *w,
                             const relate_conv2d_dims *d, float *scratch)
 {
+    relate_conv2d_backward_ex(dx, dw, dy, x, w, d, scratch, false);
+}
+
+void relate_conv2d_backward_ex(float *dx, float *dw, const float *dy, const float *x, const float *w,
+                               const relate_conv2d_dims *d, float *scratch, bool dx_store)
+{
     if (!dx && !dw)
         return;
+    const size_t in_img = (size_t)d->c * d->h * d->w, out_img = (size_t)d->o * d->ho * d->wo;
     if (relate_conv2d_get_backend() != RELATE_CONV_ONEDNN) {
+        /* col2im scatters by adding, so a stored dx starts from zeros. */
+        if (dx && dx_store)
+            memset(dx, 0, (size_t)d->n * in_img * sizeof *dx);
         blas_backward(dx, dw, dy, x, w, d, scratch);
         return;
     }
     /* Slices add their weight gradients one after another, in image order. */
     const int slice = onednn_slice(d);
-    const size_t in_img = (size_t)d->c * d->h * d->w, out_img = (size_t)d->o * d->ho * d->wo;
     for (int i0 = 0; i0 < d->n; i0 += slice) {
         relate_conv2d_dims s = slice_dims(d, d->n - i0 < slice ? d->n - i0 : slice);
         float *dxs = dx ? dx + (size_t)i0 * in_img : NULL, *dws = dw;
         const float *dys = dy + (size_t)i0 * out_img, *xs = x + (size_t)i0 * in_img;
-        if (relate_conv2d_onednn_backward(&dxs, &dws, dys, xs, w, &s, scratch) != 0 && (dxs || dws))
+        if (relate_conv2d_onednn_backward(&dxs, &dws, dys, xs, w, &s, scratch, dx_store) != 0 && (dxs || dws)) {
+            if (dxs && dx_store) /* the fallback adds: from zeros, whatever oneDNN left there */
+                memset(dxs, 0, (size_t)s.n * in_img * sizeof *dxs);
             blas_backward(dxs, dws, dys, xs, w, &s, scratch);
+        }
     }
 }
 

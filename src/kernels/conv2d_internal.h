@@ -14,7 +14,7 @@ size_t relate_conv2d_onednn_scratch_floats(const relate_conv2d_dims *d);
 int relate_conv2d_onednn_forward(float *y, const float *x, const float *w, const relate_conv2d_dims *d,
                                  float *scratch);
 int relate_conv2d_onednn_backward(float **dx, float **dw, const float *dy, const float *x, const float *w,
-                                  const relate_conv2d_dims *d, float *scratch);
+                                  const relate_conv2d_dims *d, float *scratch, bool dx_store);
 /* Drops every cached primitive (tests: to show a result does not depend on which thread count
  * first met a shape). No convolution may be running, and no scratch size taken before the call
  * may be used after it. */

@@ -21,8 +21,9 @@
 typedef struct conv_arg {
     dnnl_memory_desc_t user, prim;
     dnnl_primitive_t reorder; /* NULL: the primitive takes the plain layout as is */
-    dnnl_memory_desc_t reorder_pad_md;
-    size_t prim_bytes, reorder_pad;
+    dnnl_primitive_t reorder_store; /* outputs that add (dir 2): the same reorder overwriting */
+    dnnl_memory_desc_t reorder_pad_md, store_pad_md;
+    size_t prim_bytes, reorder_pad, store_pad;
 } conv_arg;
 
 /* A primitive with its three tensor arguments: two inputs then one output. */
@@ -80,6 +81,9 @@ static void destroy_op(conv_op *op)
     for (int i = 0; i < 3; i++)
         if (op->arg[i].reorder)
             dnnl_primitive_destroy(op->arg[i].reorder);
+    for (int i = 0; i < 3; i++)
+        if (op->arg[i].reorder_store)
+            dnnl_primitive_destroy(op->arg[i].reorder_store);
     memset(op, 0, sizeof *op);
 }
 
@@ -156,6 +160,22 @@ static int prepare_arg(conv_arg *a, const dnnl_memory_desc_t *user, const dnnl_m
     }
     if (rpd)
         dnnl_primitive_desc_destroy(rpd);
+    /* An adding output also gets a plain reorder, for a destination nothing has written yet
+     * (relate_conv2d_backward_ex's dx_store): it skips reading the destination. */
+    /* Optional: without it a stored output is zeroed and then added to. */
+    dnnl_primitive_attr_t plain = NULL;
+    if (ok && dir == 2 && dnnl_primitive_attr_create(&plain) == dnnl_success) {
+        dnnl_primitive_desc_t spd = NULL;
+        if (dnnl_primitive_attr_set_scratchpad_mode(plain, dnnl_scratchpad_mode_user) == dnnl_success &&
+            dnnl_reorder_primitive_desc_create(&spd, from, g_dnnl.engine, to, g_dnnl.engine, plain) == dnnl_success) {
+            a->store_pad = query_pad(spd, &a->store_pad_md);
+            if (a->store_pad > a->reorder_pad || dnnl_primitive_create(&a->reorder_store, spd) != dnnl_success)
+                a->reorder_store = NULL; /* the layout's scratchpad is sized for the adding one */
+        }
+        if (spd)
+            dnnl_primitive_desc_destroy(spd);
+        dnnl_primitive_attr_destroy(plain);
+    }
     if (po)
         dnnl_post_ops_destroy(po);
     dnnl_primitive_attr_destroy(attr);
@@ -380,14 +400,28 @@ int relate_conv2d_onednn_forward(float *y, const float *x, const float *w, const
     return dnnl_stream_wait(g_dnnl.stream) == dnnl_success ? 0 : -1;
 }
 
-/* Lands the primitive's output `out` (size bytes) into relate's accumulating buffer. */
-static int accumulate(const conv_arg *a, float *dst, const void *out, size_t n, void *pad)
+/* Lands the primitive's output `out` (n floats) in relate's buffer: added to it, or stored when
+ * `store` (dst is then never read). */
+static int accumulate(const conv_arg *a, float *dst, const void *out, size_t n, void *pad, bool store)
 {
-    if (a->reorder)
+    if (a->reorder && store && a->reorder_store) {
+        static const int kinds[3] = {DNNL_ARG_FROM, DNNL_ARG_TO, DNNL_ARG_SCRATCHPAD};
+        const dnnl_memory_desc_t *mds[3] = {&a->prim, &a->user, &a->store_pad_md};
+        void *ptrs[3] = {(void *)out, dst, pad};
+        return exec(a->reorder_store, a->store_pad ? 3 : 2, kinds, mds, ptrs);
+    }
+    if (a->reorder) {
+        if (store)
+            memset(dst, 0, n * sizeof *dst);
         return reorder(a, 0, dst, (void *)out, pad);
+    }
     if (dnnl_stream_wait(g_dnnl.stream) != dnnl_success)
         return -1;
     const float *t = out;
+    if (store) {
+        memcpy(dst, t, n * sizeof *dst);
+        return 0;
+    }
     /* Fixed static split: the sums do not depend on timing. */
 #pragma omp parallel for simd schedule(static) if (n > 32768)
     for (size_t i = 0; i < n; i++)
@@ -399,7 +433,7 @@ static int accumulate(const conv_arg *a, float *dst, const void *out, size_t n, 
  * summing reorder (or a plain add). Each gradient that has been fully accumulated is cleared
  * from *dx / *dw, so after a failure the caller redoes only what is missing. */
 int relate_conv2d_onednn_backward(float **dx, float **dw, const float *dy, const float *x, const float *w,
-                                  const relate_conv2d_dims *d, float *scratch)
+                                  const relate_conv2d_dims *d, float *scratch, bool dx_store)
 {
     conv_entry *e = entry_for(d);
     if (!e)
@@ -417,7 +451,7 @@ int relate_conv2d_onednn_backward(float **dx, float **dw, const float *dy, const
         void *bw = input_buf(&op->arg[1], w, &cur, pad, &err);
         void *out = cur;
         if (err || run(op, bdy, bw, out, pad) != 0 ||
-            accumulate(&op->arg[2], *dx, out, (size_t)d->n * d->c * d->h * d->w, pad) != 0)
+            accumulate(&op->arg[2], *dx, out, (size_t)d->n * d->c * d->h * d->w, pad, dx_store) != 0)
             return -1;
         *dx = NULL;
     }
@@ -437,7 +471,7 @@ int relate_conv2d_onednn_backward(float **dx, float **dw, const float *dy, const
         }
         void *out = cur;
         if (err || run(op, bx, bd, out, pad) != 0 ||
-            accumulate(&op->arg[2], *dw, out, (size_t)d->o * d->c * d->kh * d->kw, pad) != 0)
+            accumulate(&op->arg[2], *dw, out, (size_t)d->o * d->c * d->kh * d->kw, pad, false) != 0)
             return -1;
         *dw = NULL;
     }

@@ -44,9 +44,13 @@ size_t relate_conv2d_scratch_floats(const relate_conv2d_dims *d, int nthreads);
 
 void relate_conv2d_forward(float *y, const float *x, const float *w, const relate_conv2d_dims *d,
                            float *scratch);
-/* dx [n,c,h,w] (nullable), dw [o,c,kh,kw] (nullable), dy [n,o,ho,wo]. */
+/* dx [n,c,h,w] (nullable), dw [o,c,kh,kw] (nullable), dy [n,o,ho,wo]; both gradients are added to. */
 void relate_conv2d_backward(float *dx, float *dw, const float *dy, const float *x, const float *w,
                             const relate_conv2d_dims *d, float *scratch);
+/* The same, but with dx_store dx is stored, not added to: its old contents are never read (a
+ * fresh gradient buffer, relate_grad_to_write), and the values equal adding to zeros. */
+void relate_conv2d_backward_ex(float *dx, float *dw, const float *dy, const float *x, const float *w,
+                               const relate_conv2d_dims *d, float *scratch, bool dx_store);
 void relate_conv2d_forward_ref(float *y, const float *x, const float *w, const relate_conv2d_dims *d);
 void relate_conv2d_backward_ref(float *dx, float *dw, const float *dy, const float *x,
                                 const float *w, const relate_conv2d_dims *d);
@@ -87,11 +91,15 @@ void relate_batchnorm_forward_eval_ep(float *y, const float *x, const float *gam
                                       int n, int c, int hw, float eps, const relate_bn_epilogue *ep);
 /* The training-mode backward of the fused op for [N,C,H,W] (hw > 1): dy is the gradient of the
  * epilogue's output; relu_y (the output, or NULL without ReLU) masks it; dresidual (or NULL)
- * accumulates the masked gradient. With hw == 1 it does nothing: callers mask first. */
+ * accumulates the masked gradient. With hw == 1 it does nothing: callers mask first.
+ * dx and dresidual are added to, or stored without being read where `store` has
+ * RELATE_BN_STORE_DX or RELATE_BN_STORE_DRESIDUAL (the same values as adding to zeros). */
+enum { RELATE_BN_STORE_DX = 1, RELATE_BN_STORE_DRESIDUAL = 2 };
 void relate_batchnorm_backward_train_ep(float *dx, float *dgamma, float *dbeta, const float *dy,
                                         const float *x, const float *saved_mean,
                                         const float *saved_invstd, const float *gamma,
-                                        int n, int c, int hw, const float *relu_y, float *dresidual);
+                                        int n, int c, int hw, const float *relu_y, float *dresidual,
+                                        unsigned store);
 /* Synchronised batch norm (data-parallel training, issue 12): each replica holds n of the global
  * batch's images; the statistics are those of the whole batch. `reduce` must replace buf[0..len)
  * by its sum over every replica, the same bits on each (relate_dist_allreduce_sum_f64), and
@@ -117,9 +125,10 @@ int relate_batchnorm_backward_train_sync(float *dx, float *dgamma, float *dbeta,
 int relate_bn_relu_pool2_forward_train(float *y, float *saved_mean, float *saved_invstd, const float *x,
                                        const float *gamma, const float *beta, float *running_mean,
                                        float *running_var, int n, int c, int h, int w, float momentum, float eps);
+/* dx is added to, or stored without being read when dx_store. */
 int relate_bn_relu_pool2_backward_train(float *dx, float *dgamma, float *dbeta, const float *dy, const float *x,
                                         const float *saved_mean, const float *saved_invstd, const float *gamma,
-                                        const float *beta, int n, int c, int h, int w);
+                                        const float *beta, int n, int c, int h, int w, bool dx_store);
 /* Gradients of the training-mode forward (statistics depend on x). */
 void relate_batchnorm_backward_train(float *dx, float *dgamma, float *dbeta, const float *dy,
                                      const float *x, const float *saved_mean,

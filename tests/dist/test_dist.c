@@ -39,7 +39,7 @@ static void check_sync_batchnorm(int rank, int size)
     }
     relate_bn_epilogue ep = {NULL, true};
     relate_batchnorm_forward_train_ep(y1, m1, s1, x, gamma, beta, rm1, rv1, NI, C, HW, 0.1f, 1e-5f, &ep);
-    relate_batchnorm_backward_train_ep(dx1, dg1, db1, dy, x, m1, s1, gamma, NI, C, HW, y1, NULL);
+    relate_batchnorm_backward_train_ep(dx1, dg1, db1, dy, x, m1, s1, gamma, NI, C, HW, y1, NULL, 0);
     const int a = NI * rank / size, b = NI * (rank + 1) / size;
     const size_t off = (size_t)a * C * HW, cnt = (size_t)(b - a) * C * HW;
     float y[T], dx[T] = {0}, m[C], s[C], rm[C] = {0}, rv[C] = {1, 1, 1, 1}, dg[C] = {0}, db[C] = {0};

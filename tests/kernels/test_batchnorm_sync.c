@@ -117,7 +117,7 @@ static void check_case(int N, int c, int hw, bool relu, bool residual, int R)
     relate_batchnorm_forward_train_ep(y1, m1, s1, x, gamma, beta, rm1, rv1, N, c, hw, 0.1f, 1e-5f, epp);
     if (hw > 1 || (!relu && !residual)) {
         relate_batchnorm_backward_train_ep(dx1, dg1, db1, dy, x, m1, s1, gamma, N, c, hw, relu ? y1 : NULL,
-                                           residual ? dres1 : NULL);
+                                           residual ? dres1 : NULL, 0);
     } else { /* BatchNorm1d's fused op masks first and calls the plain backward */
         float *dz = malloc(total * 4);
         for (size_t i = 0; i < total; i++)

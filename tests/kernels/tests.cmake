@@ -8,3 +8,5 @@ set_tests_properties(test_kernels_conv_blas PROPERTIES ENVIRONMENT "OMP_NUM_THRE
 relate_add_test(test_batchnorm_sync ${CMAKE_CURRENT_LIST_DIR}/test_batchnorm_sync.c)
 find_package(Threads REQUIRED)
 target_link_libraries(test_batchnorm_sync PRIVATE Threads::Threads)
+# Gradients stored into fresh buffers (relate_grad_to_write) equal gradients added to zeros.
+relate_add_test(test_grad_store ${CMAKE_CURRENT_LIST_DIR}/test_grad_store.c)
