@@ -84,11 +84,9 @@ static void epilogue_all(float *y, size_t total, const relate_bn_epilogue *ep)
     }
 }
 
-/* Mean and sum of squared deviations of one [N, C, HW] channel, in double. Two passes: the
- * one-pass E[x^2] - E[x]^2 cancels badly for large means. */
-static void channel_stats(const float *x, int n, int c, int hw, int ch, double *mean_out, double *var_sum_out)
+/* Sum of one [N, C, HW] channel over n images, in double. */
+static double channel_sum(const float *x, int n, int c, int hw, int ch)
 {
-    const double m = (double)n * hw;
     double s = 0;
     for (int i = 0; i < n; i++) {
         const float *xr = x + ((size_t)i * c + ch) * hw;
@@ -96,7 +94,12 @@ static void channel_stats(const float *x, int n, int c, int hw, int ch, double *
         for (int j = 0; j < hw; j++)
             s += xr[j];
     }
-    const double mean = s / m;
+    return s;
+}
+
+/* Sum of squared deviations of one channel from `mean`, in double. */
+static double channel_dev2(const float *x, int n, int c, int hw, int ch, double mean)
+{
     double v = 0;
     for (int i = 0; i < n; i++) {
         const float *xr = x + ((size_t)i * c + ch) * hw;
@@ -106,8 +109,17 @@ static void channel_stats(const float *x, int n, int c, int hw, int ch, double *
             v += dlt * dlt;
         }
     }
+    return v;
+}
+
+/* Mean and sum of squared deviations of one channel. Two passes: the one-pass E[x^2] - E[x]^2
+ * cancels badly for large means. The synchronised kernels run the same two passes with a
+ * reduction between them, so one replica reproduces these bits. */
+static void channel_stats(const float *x, int n, int c, int hw, int ch, double *mean_out, double *var_sum_out)
+{
+    const double mean = channel_sum(x, n, c, hw, ch) / ((double)n * hw);
     *mean_out = mean;
-    *var_sum_out = v;
+    *var_sum_out = channel_dev2(x, n, c, hw, ch, mean);
 }
 
 void relate_batchnorm_forward_train(float *y, float *saved_mean, float *saved_invstd,
@@ -530,34 +542,6 @@ int relate_bn_relu_pool2_backward_train(float *dx, float *dgamma, float *dbeta, 
 }
 
 /* ------------------------------------------------------------------ synchronised (issue 12) */
-/* Local sum of one channel over this replica's n images; the order of channel_stats's first
- * pass, so one replica reproduces the one-process kernel's bits. */
-static double channel_sum(const float *x, int n, int c, int hw, int ch)
-{
-    double s = 0;
-    for (int i = 0; i < n; i++) {
-        const float *xr = x + ((size_t)i * c + ch) * hw;
-#pragma omp simd reduction(+ : s)
-        for (int j = 0; j < hw; j++)
-            s += xr[j];
-    }
-    return s;
-}
-
-static double channel_dev2(const float *x, int n, int c, int hw, int ch, double mean)
-{
-    double v = 0;
-    for (int i = 0; i < n; i++) {
-        const float *xr = x + ((size_t)i * c + ch) * hw;
-#pragma omp simd reduction(+ : v)
-        for (int j = 0; j < hw; j++) {
-            double dlt = xr[j] - mean;
-            v += dlt * dlt;
-        }
-    }
-    return v;
-}
-
 int relate_batchnorm_forward_train_sync(float *y, float *saved_mean, float *saved_invstd, const float *x,
                                         const float *gamma, const float *beta, float *running_mean,
                                         float *running_var, int n, int c, int hw, float momentum, float eps,

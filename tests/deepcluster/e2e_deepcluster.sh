@@ -8,27 +8,10 @@
 # figures recorded from relate's own runs.
 set -euo pipefail
 RELATE=$(realpath "$1")
+. "$(dirname "${BASH_SOURCE[0]}")/../common/e2e_checks.sh"
 WORK=$(mktemp -d)
 trap 'rm -rf "$WORK"' EXIT
 cd "$WORK"
-fail() { echo "FAIL: $*"; exit 1; }
-field() { sed -n "s/^$1 \(.*\)%\$/\1/p" "$2" | tail -1; }
-# Learning check (every build type, independent of any recorded figure): a method's accuracy under
-# this script's linear evaluation must beat randomweights, measured here under the same evaluation
-# (same flags, seed and thread count), by at least LEARN_MARGIN accuracy points. In these short
-# settings the methods reach ~39-53 % and random weights ~17 %. Part of that margin is batch norm:
-# randomweights keeps the initial running statistics (mean 0, variance 1), and a run whose forward
-# passes only update them, its weights never changing, also clears it (measured: deepinfomax with
-# its optimizer step removed, 42.58 %). (deepcluster's epoch losses are against new pseudo-labels every epoch, so no loss check here.)
-LEARN_MARGIN=10
-beats_random() {
-  local name=$1 acc=$2 rw=$3 margin
-  [ -n "$acc" ] && [ -n "$rw" ] || fail "learning check: $name: missing accuracy ('$acc' vs randomweights '$rw')"
-  margin=$(awk -v a="$acc" -v r="$rw" 'BEGIN { printf "%.2f", a - r }')
-  echo "learning check: $name $acc% vs randomweights $rw% under the same linear evaluation: margin $margin points (required >= $LEARN_MARGIN)"
-  awk -v a="$acc" -v r="$rw" -v m="$LEARN_MARGIN" 'BEGIN { exit !(a - r >= m) }' \
-    || fail "learning check: $name $acc% does not beat randomweights $rw% by $LEARN_MARGIN points (margin $margin)"
-}
 lap() { echo "[time] $1: $((SECONDS - T0)) s"; T0=$SECONDS; }
 T0=$SECONDS
 

@@ -11,36 +11,10 @@
 # whether a method learns.
 set -euo pipefail
 RELATE=$(realpath "$1")
+. "$(dirname "${BASH_SOURCE[0]}")/../common/e2e_checks.sh"
 WORK=$(mktemp -d)
 trap 'rm -rf "$WORK"' EXIT
 cd "$WORK"
-fail() { echo "FAIL: $*"; exit 1; }
-field() { sed -n "s/^$1 \(.*\)%\$/\1/p" "$2" | tail -1; }
-# Learning check (every build type, independent of any recorded figure): a method's accuracy under
-# this script's linear evaluation must beat randomweights, measured here under the same evaluation
-# (same flags, seed and thread count), by at least LEARN_MARGIN accuracy points. In these short
-# settings the methods reach ~39-53 % and random weights ~17 %. Part of that margin is batch norm:
-# randomweights keeps the initial running statistics (mean 0, variance 1), and a run whose forward
-# passes only update them, its weights never changing, also clears it (measured: deepinfomax with
-# its optimizer step removed, 42.58 %). So the epoch losses must fall too (loss_falls).
-LEARN_MARGIN=10
-beats_random() {
-  local name=$1 acc=$2 rw=$3 margin
-  [ -n "$acc" ] && [ -n "$rw" ] || fail "learning check: $name: missing accuracy ('$acc' vs randomweights '$rw')"
-  margin=$(awk -v a="$acc" -v r="$rw" 'BEGIN { printf "%.2f", a - r }')
-  echo "learning check: $name $acc% vs randomweights $rw% under the same linear evaluation: margin $margin points (required >= $LEARN_MARGIN)"
-  awk -v a="$acc" -v r="$rw" -v m="$LEARN_MARGIN" 'BEGIN { exit !(a - r >= m) }' \
-    || fail "learning check: $name $acc% does not beat randomweights $rw% by $LEARN_MARGIN points (margin $margin)"
-}
-# Training check: the mean pretraining loss of epoch 1 is below that of epoch 0 (file: the console).
-loss_falls() {
-  local name=$1 file=$2 l0 l1
-  l0=$(sed -n 's/^Epoch \[0\]\[[0-9:]*\] loss: \([0-9.e+-]*\).*/\1/p' "$file")
-  l1=$(sed -n 's/^Epoch \[1\]\[[0-9:]*\] loss: \([0-9.e+-]*\).*/\1/p' "$file")
-  [ -n "$l0" ] && [ -n "$l1" ] || fail "training check: $name: no epoch 0 / 1 loss in $file"
-  echo "training check: $name pretraining loss epoch 0 $l0 -> epoch 1 $l1 (change $(awk -v a="$l0" -v b="$l1" 'BEGIN { printf "%+.2f", 100 * (b - a) / a }') %; must fall)"
-  awk -v a="$l0" -v b="$l1" 'BEGIN { exit !(b < a) }' || fail "training check: $name's pretraining loss did not fall ($l0 -> $l1)"
-}
 
 COMMON=(--dataset=fashionmnist --backbone=conv4 --seed=1 --num_workers=2)
 "$RELATE" train_unsupervised "${COMMON[@]}" --method=relationnet --K=4 --data_size=32 --epochs=2 \
