@@ -55,6 +55,17 @@ static inline void epilogue_row(float *yr, const float *rr, bool relu, int hw)
     }
 }
 
+/* A channel's loop visits one hw-float plane per image, C planes apart: the hardware prefetcher
+ * stops at each plane's end (a new 4 KiB page), so each pass asks for the next image's plane
+ * while it works on this one. Only loads are added; the arithmetic is untouched. Callers test
+ * optional planes for NULL themselves: with the test in here, gcc 12 at -O3 dropped every
+ * prefetch of this file (checked with objdump). */
+static inline void prefetch_plane(const float *p, int hw)
+{
+    for (int k = 0; k < hw; k += 16)
+        __builtin_prefetch(p + k, 0, 2);
+}
+
 /* As PyTorch's CPU kernel: y = x * alpha + beta', alpha = invstd * gamma, beta' = beta - mean * alpha,
  * all in float; then the optional epilogue while the row is in cache. */
 static void affine_channel(float *y, const float *x, int n, int c, int hw, int ch, float alpha,
@@ -64,6 +75,11 @@ static void affine_channel(float *y, const float *x, int n, int c, int hw, int c
         const size_t off = ((size_t)i * c + ch) * hw;
         const float *xr = x + off;
         float *yr = y + off;
+        if (i + 1 < n) {
+            prefetch_plane(xr + (size_t)c * hw, hw);
+            if (ep && ep->residual)
+                prefetch_plane(ep->residual + off + (size_t)c * hw, hw);
+        }
 #pragma omp simd
         for (int j = 0; j < hw; j++)
             yr[j] = xr[j] * alpha + shift;
@@ -90,6 +106,8 @@ static double channel_sum(const float *x, int n, int c, int hw, int ch)
     double s = 0;
     for (int i = 0; i < n; i++) {
         const float *xr = x + ((size_t)i * c + ch) * hw;
+        if (i + 1 < n)
+            prefetch_plane(xr + (size_t)c * hw, hw);
 #pragma omp simd reduction(+ : s)
         for (int j = 0; j < hw; j++)
             s += xr[j];
@@ -103,6 +121,8 @@ static double channel_dev2(const float *x, int n, int c, int hw, int ch, double 
     double v = 0;
     for (int i = 0; i < n; i++) {
         const float *xr = x + ((size_t)i * c + ch) * hw;
+        if (i + 1 < n)
+            prefetch_plane(xr + (size_t)c * hw, hw);
 #pragma omp simd reduction(+ : v)
         for (int j = 0; j < hw; j++) {
             double dlt = xr[j] - mean;
@@ -229,6 +249,13 @@ static void channel_sums(const float *dy, const float *relu_y, const float *x, f
     for (int i = 0; i < n; i++) {
         const size_t off = ((size_t)i * c + ch) * hw;
         const float *xr = x + off, *gr = dy + off, *yr = relu_y ? relu_y + off : NULL;
+        if (i + 1 < n) {
+            const size_t next = (size_t)c * hw;
+            prefetch_plane(xr + next, hw);
+            prefetch_plane(gr + next, hw);
+            if (yr)
+                prefetch_plane(yr + next, hw);
+        }
         if (yr) {
 #pragma omp simd reduction(+ : s, dp)
             for (int j = 0; j < hw; j++) {
@@ -342,6 +369,13 @@ void relate_batchnorm_backward_train_ep(float *dx, float *dgamma, float *dbeta, 
             const size_t off = ((size_t)i * c + ch) * hw;
             const float *xr = x + off, *gr = dy + off, *yr = relu_y ? relu_y + off : NULL;
             float *dr = dx + off;
+            if (i + 1 < n) {
+                const size_t next = (size_t)c * hw;
+                prefetch_plane(xr + next, hw);
+                prefetch_plane(gr + next, hw);
+                if (yr)
+                prefetch_plane(yr + next, hw);
+            }
             /* Stored without reading dx when the caller's buffer is fresh (relate_grad_to_write). */
             if (yr && store_dx) {
 #pragma omp simd
@@ -437,6 +471,8 @@ int relate_bn_relu_pool2_forward_train(float *y, float *saved_mean, float *saved
         for (int i = 0; i < n; i++) {
             const float *xp = x + ((size_t)i * c + ch) * hw;
             float *yp = y + ((size_t)i * c + ch) * ho * wo;
+            if (i + 1 < n)
+                prefetch_plane(xp + (size_t)c * hw, hw);
             for (int oy = 0; oy < ho; oy++) {
                 const float *r0 = xp + (size_t)(2 * oy) * w, *r1 = r0 + w;
 #pragma omp simd
@@ -506,6 +542,8 @@ int relate_bn_relu_pool2_backward_train(float *dx, float *dgamma, float *dbeta, 
         double s = 0, dp = 0;
         for (int i = 0; i < n; i++) {
             const float *xr = x + ((size_t)i * c + ch) * hw;
+            if (i + 1 < n)
+                prefetch_plane(xr + (size_t)c * hw, hw);
             pool2_plane_grad(dz, dz + hw, xr, dy + ((size_t)i * c + ch) * ho * wo, alpha, shift, h, w);
 #pragma omp simd reduction(+ : s, dp)
             for (int j = 0; j < hw; j++) {
@@ -524,6 +562,8 @@ int relate_bn_relu_pool2_backward_train(float *dx, float *dgamma, float *dbeta, 
                 const size_t off = ((size_t)i * c + ch) * hw;
                 const float *xr = x + off;
                 float *dr = dx + off;
+                if (i + 1 < n)
+                    prefetch_plane(xr + (size_t)c * hw, hw);
                 pool2_plane_grad(dz, dz + hw, xr, dy + ((size_t)i * c + ch) * ho * wo, alpha, shift, h, w);
                 if (dx_store) { /* a fresh buffer (relate_grad_to_write): not read */
 #pragma omp simd
