@@ -171,18 +171,16 @@ int relate_cmd_plot(int argc, char **argv)
     cairo_surface_t *surf = NULL;
     cairo_t *cr = NULL;
     if (!rc) {
-        surf = cairo_image_surface_create(CAIRO_FORMAT_RGB24, W, H + legend_h);
-        cr = cairo_create(surf);
-        rc = cairo_status(cr) != CAIRO_STATUS_SUCCESS;
+        char why[256];
+        cr = relate_draw_page(W, H + legend_h, &surf, why, sizeof why);
+        rc = cr == NULL;
         if (rc)
-            fprintf(stderr, "relate plot: cairo: %s\n", cairo_status_to_string(cairo_status(cr)));
+            fprintf(stderr, "relate plot: %s\n", why);
     }
     if (!rc) {
         static const double palette[MAX_LOGS][3] = {{0.12, 0.47, 0.71}, {0.84, 0.15, 0.16}, {0.17, 0.63, 0.17},
                                                     {1.0, 0.5, 0.05},   {0.58, 0.4, 0.74},  {0.55, 0.34, 0.29},
                                                     {0.89, 0.47, 0.76}, {0.5, 0.5, 0.5}};
-        cairo_set_source_rgb(cr, 1, 1, 1);
-        cairo_paint(cr);
         cairo_select_font_face(cr, "sans-serif", CAIRO_FONT_SLANT_NORMAL, CAIRO_FONT_WEIGHT_NORMAL);
         double xmin = INFINITY, xmax = -INFINITY;
         for (int k = 0; k < nlogs; k++) {

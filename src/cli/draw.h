@@ -1,5 +1,5 @@
-/* draw.h: the cairo drawing shared by the commands that write figures: text placed by an anchor,
- * tick steps, the atomic PNG write (`relate plot`), the class-coloured scatter plot of a 2-D
+/* draw.h: the cairo drawing shared by the commands that write figures: the white page, text
+ * placed by an anchor or shortened to fit, tick steps, the atomic PNG write (`relate plot`), the class-coloured scatter plot of a 2-D
  * map with its legend (`relate embed --tsne`), and the labelled augmentation preview
  * (`relate data --preview`).
  * Not a plotting library: only what those figures need. */
@@ -14,6 +14,14 @@
  * edge / centre / right edge there, ay 0 / 0.5 / 1 the bottom / middle / top. In the current font,
  * size and colour. */
 void relate_draw_text(cairo_t *cr, double x, double y, const char *s, double ax, double ay);
+
+/* s, shortened with "..." (whole UTF-8 characters) until it fits in `room` pixels in the current
+ * font, into buf; returns buf. */
+const char *relate_draw_fit(cairo_t *cr, const char *s, double room, char *buf, size_t size);
+
+/* A width x height RGB page painted white: the context, with the surface in *surf (destroy both).
+ * NULL, with *surf NULL and the reason in why, when cairo cannot make it. */
+cairo_t *relate_draw_page(int width, int height, cairo_surface_t **surf, char *why, size_t why_size);
 
 /* A tick step of 1, 2 or 5 x 10^k giving about `want` ticks over [lo, hi]. */
 double relate_draw_nice_step(double lo, double hi, int want);

@@ -11,23 +11,6 @@
 #include "cli/draw.h"
 #include "relate/preview.h"
 
-/* s, shortened with "..." until it fits in `room` pixels, into buf. */
-static const char *fit(cairo_t *cr, const char *s, double room, char *buf, size_t size)
-{
-    snprintf(buf, size, "%s", s);
-    cairo_text_extents_t e;
-    cairo_text_extents(cr, buf, &e);
-    size_t len = strlen(buf);
-    while (e.x_advance > room && len > 1) {
-        do /* step back over a whole UTF-8 character */
-            len--;
-        while (len > 0 && ((unsigned char)buf[len] & 0xC0) == 0x80);
-        snprintf(buf + len, size - len, "...");
-        cairo_text_extents(cr, buf, &e);
-    }
-    return buf;
-}
-
 /* Draws s with its baseline at y and the point ax (0 left, 0.5 centre, 1 right) of its advance at
  * x, so that neighbouring texts line up whatever their ascenders and descenders. */
 static void text_at(cairo_t *cr, double x, double y, const char *s, double ax)
@@ -61,26 +44,20 @@ int relate_draw_preview_png(const char *path, const struct relate_preview *p, in
     const int pitch = side + gap; /* from one cell to the next, magnified */
     *width = W;
     *height = H;
-    cairo_surface_t *surf = cairo_image_surface_create(CAIRO_FORMAT_RGB24, W, H);
-    cairo_t *cr = cairo_create(surf);
-    int rc = 0;
-    if (cairo_status(cr) != CAIRO_STATUS_SUCCESS) {
-        snprintf(why, why_size, "cairo: %s", cairo_status_to_string(cairo_status(cr)));
-        rc = -1;
-        goto done;
-    }
-    cairo_set_source_rgb(cr, 1, 1, 1);
-    cairo_paint(cr);
+    cairo_surface_t *surf;
+    cairo_t *cr = relate_draw_page(W, H, &surf, why, why_size);
+    if (!cr)
+        return -1;
     char buf[600];
     const double M = RELATE_DRAW_PREVIEW_MARGIN;
     cairo_select_font_face(cr, "sans-serif", CAIRO_FONT_SLANT_NORMAL, CAIRO_FONT_WEIGHT_BOLD);
     cairo_set_source_rgb(cr, 0.1, 0.1, 0.1);
     cairo_set_font_size(cr, 15);
-    text_at(cr, M, 24, fit(cr, title, W - 2 * M, buf, sizeof buf), 0.0);
+    text_at(cr, M, 24, relate_draw_fit(cr, title, W - 2 * M, buf, sizeof buf), 0.0);
     cairo_select_font_face(cr, "sans-serif", CAIRO_FONT_SLANT_NORMAL, CAIRO_FONT_WEIGHT_NORMAL);
     cairo_set_font_size(cr, 12);
     cairo_set_source_rgb(cr, 0.35, 0.35, 0.35);
-    text_at(cr, M, 46, fit(cr, subtitle, W - 2 * M, buf, sizeof buf), 0.0);
+    text_at(cr, M, 46, relate_draw_fit(cr, subtitle, W - 2 * M, buf, sizeof buf), 0.0);
 
     /* Column headings, centred over their cells, baseline 7 pixels above the grid: 12 pixels high,
      * or smaller (down to 7) when the widest would not fit its column. */
@@ -97,7 +74,8 @@ int relate_draw_preview_png(const char *path, const struct relate_preview *p, in
     cairo_set_font_size(cr, size);
     cairo_set_source_rgb(cr, 0.1, 0.1, 0.1);
     for (int c = 0; c < p->columns; c++)
-        text_at(cr, gx + gap + c * pitch + side / 2.0, gy - 7, fit(cr, headings[c], pitch - 2, buf, sizeof buf), 0.5);
+        text_at(cr, gx + gap + c * pitch + side / 2.0, gy - 7,
+                relate_draw_fit(cr, headings[c], pitch - 2, buf, sizeof buf), 0.5);
     /* A rule under the headings, from the first cell to the last. */
     cairo_set_source_rgb(cr, 0.75, 0.75, 0.75);
     cairo_set_line_width(cr, 1.0);
@@ -113,14 +91,14 @@ int relate_draw_preview_png(const char *path, const struct relate_preview *p, in
         const double mid = gy + gap + r * pitch + side / 2.0;
         if (side >= 34) {
             cairo_set_source_rgb(cr, 0.35, 0.35, 0.35);
-            text_at(cr, right, mid - 3, fit(cr, row_index[r], room, buf, sizeof buf), 1.0);
+            text_at(cr, right, mid - 3, relate_draw_fit(cr, row_index[r], room, buf, sizeof buf), 1.0);
             cairo_set_source_rgb(cr, 0.1, 0.1, 0.1);
-            text_at(cr, right, mid + 12, fit(cr, row_class[r], room, buf, sizeof buf), 1.0);
+            text_at(cr, right, mid + 12, relate_draw_fit(cr, row_class[r], room, buf, sizeof buf), 1.0);
         } else {
             char line[400];
             snprintf(line, sizeof line, "%s %s", row_index[r], row_class[r]);
             cairo_set_source_rgb(cr, 0.1, 0.1, 0.1);
-            text_at(cr, right, mid + 4, fit(cr, line, room, buf, sizeof buf), 1.0);
+            text_at(cr, right, mid + 4, relate_draw_fit(cr, line, room, buf, sizeof buf), 1.0);
         }
     }
 
@@ -145,8 +123,7 @@ int relate_draw_preview_png(const char *path, const struct relate_preview *p, in
         for (int c = 0; c < p->columns; c++)
             cairo_rectangle(cr, gx + gap + c * pitch - 0.5, gy + gap + r * pitch - 0.5, side + 1, side + 1);
     cairo_stroke(cr);
-    rc = relate_draw_png_write(surf, path, why, why_size);
-done:
+    const int rc = relate_draw_png_write(surf, path, why, why_size);
     cairo_destroy(cr);
     cairo_surface_destroy(surf);
     return rc;

@@ -35,24 +35,6 @@ static void class_colour(int c, int classes, double rgb[3])
     memcpy(rgb, tab[i % 6], 3 * sizeof *rgb);
 }
 
-/* s, shortened with "..." until it fits in `room` pixels, into buf. */
-static const char *fit(cairo_t *cr, const char *s, double room, char *buf, size_t size)
-{
-    snprintf(buf, size, "%s", s);
-    cairo_text_extents_t e;
-    cairo_text_extents(cr, buf, &e);
-    size_t len = strlen(buf);
-    while (e.x_advance > room && len > 1) {
-        /* step back over a whole UTF-8 character */
-        do
-            len--;
-        while (len > 0 && ((unsigned char)buf[len] & 0xC0) == 0x80);
-        snprintf(buf + len, size - len, "...");
-        cairo_text_extents(cr, buf, &e);
-    }
-    return buf;
-}
-
 int relate_draw_scatter_png(const char *path, const float *xy, const int32_t *labels, int64_t n,
                             char *const *class_names, int classes, const char *title, const char *subtitle,
                             const char *footnote, int *width, int *height, char *why, size_t why_size)
@@ -69,27 +51,24 @@ int relate_draw_scatter_png(const char *path, const float *xy, const int32_t *la
     const int W = MARGIN + SIDE + GAP + COLUMN * columns, H = TOP + SIDE + BOTTOM;
     *width = W;
     *height = H;
-    cairo_surface_t *surf = cairo_image_surface_create(CAIRO_FORMAT_RGB24, W, H);
-    cairo_t *cr = cairo_create(surf);
-    int rc = 0;
-    if (cairo_status(cr) != CAIRO_STATUS_SUCCESS) {
-        snprintf(why, why_size, "cairo: %s", cairo_status_to_string(cairo_status(cr)));
-        rc = -1;
-        goto done;
+    cairo_surface_t *surf;
+    cairo_t *cr = relate_draw_page(W, H, &surf, why, why_size);
+    if (!cr) {
+        free(count);
+        return -1;
     }
-    cairo_set_source_rgb(cr, 1, 1, 1);
-    cairo_paint(cr);
     cairo_select_font_face(cr, "sans-serif", CAIRO_FONT_SLANT_NORMAL, CAIRO_FONT_WEIGHT_NORMAL);
     char buf[600];
     cairo_set_source_rgb(cr, 0.1, 0.1, 0.1);
     cairo_set_font_size(cr, 16);
-    relate_draw_text(cr, MARGIN, 14, fit(cr, title, W - 2 * MARGIN, buf, sizeof buf), 0.0, 1.0);
+    relate_draw_text(cr, MARGIN, 14, relate_draw_fit(cr, title, W - 2 * MARGIN, buf, sizeof buf), 0.0, 1.0);
     cairo_set_font_size(cr, 12);
     cairo_set_source_rgb(cr, 0.35, 0.35, 0.35);
-    relate_draw_text(cr, MARGIN, 40, fit(cr, subtitle, W - 2 * MARGIN, buf, sizeof buf), 0.0, 1.0);
+    relate_draw_text(cr, MARGIN, 40, relate_draw_fit(cr, subtitle, W - 2 * MARGIN, buf, sizeof buf), 0.0, 1.0);
     if (footnote) {
         cairo_set_font_size(cr, 11);
-        relate_draw_text(cr, MARGIN, TOP + SIDE + 8, fit(cr, footnote, W - 2 * MARGIN, buf, sizeof buf), 0.0, 1.0);
+        relate_draw_text(cr, MARGIN, TOP + SIDE + 8, relate_draw_fit(cr, footnote, W - 2 * MARGIN, buf, sizeof buf),
+                         0.0, 1.0);
     }
 
     /* Equal scales: the larger extent fills the square (less 4 % a side), the other is centred. */
@@ -137,12 +116,11 @@ int relate_draw_scatter_png(const char *path, const float *xy, const int32_t *la
         snprintf(line, sizeof line, " (%lld)", (long long)count[e < classes ? e : classes]);
         cairo_text_extents_t ext;
         cairo_text_extents(cr, line, &ext);
-        fit(cr, label, COLUMN - 22 - ext.x_advance - 6, name, sizeof name);
+        relate_draw_fit(cr, label, COLUMN - 22 - ext.x_advance - 6, name, sizeof name);
         snprintf(line, sizeof line, "%s (%lld)", name, (long long)count[e < classes ? e : classes]);
         relate_draw_text(cr, lx + 16, ly, line, 0.0, 0.5);
     }
-    rc = relate_draw_png_write(surf, path, why, why_size);
-done:
+    const int rc = relate_draw_png_write(surf, path, why, why_size);
     cairo_destroy(cr);
     cairo_surface_destroy(surf);
     free(count);

@@ -1,6 +1,7 @@
-/* draw_util.c: the cairo helpers of draw.h shared by `relate plot` and `relate embed --tsne`:
- * anchored text, tick steps and the atomic PNG write.
- * Not any one figure: those are cmd_plot.c and draw_scatter.c. */
+/* draw_util.c: the cairo helpers of draw.h shared by the figures (`relate plot`, `relate embed
+ * --tsne`, `relate data --preview`): the white page, anchored and shortened text, tick steps and
+ * the atomic PNG write.
+ * Not any one figure: those are cmd_plot.c, draw_scatter.c and draw_preview.c. */
 #include <errno.h>
 #include <math.h>
 #include <stdio.h>
@@ -14,6 +15,38 @@ void relate_draw_text(cairo_t *cr, double x, double y, const char *s, double ax,
     cairo_text_extents(cr, s, &e);
     cairo_move_to(cr, x - ax * e.width - e.x_bearing, y + ay * e.height - (e.height + e.y_bearing));
     cairo_show_text(cr, s);
+}
+
+const char *relate_draw_fit(cairo_t *cr, const char *s, double room, char *buf, size_t size)
+{
+    snprintf(buf, size, "%s", s);
+    cairo_text_extents_t e;
+    cairo_text_extents(cr, buf, &e);
+    size_t len = strlen(buf);
+    while (e.x_advance > room && len > 1) {
+        do /* step back over a whole UTF-8 character */
+            len--;
+        while (len > 0 && ((unsigned char)buf[len] & 0xC0) == 0x80);
+        snprintf(buf + len, size - len, "...");
+        cairo_text_extents(cr, buf, &e);
+    }
+    return buf;
+}
+
+cairo_t *relate_draw_page(int width, int height, cairo_surface_t **surf, char *why, size_t why_size)
+{
+    *surf = cairo_image_surface_create(CAIRO_FORMAT_RGB24, width, height);
+    cairo_t *cr = cairo_create(*surf);
+    if (cairo_status(cr) != CAIRO_STATUS_SUCCESS) {
+        snprintf(why, why_size, "cairo: %s", cairo_status_to_string(cairo_status(cr)));
+        cairo_destroy(cr);
+        cairo_surface_destroy(*surf);
+        *surf = NULL;
+        return NULL;
+    }
+    cairo_set_source_rgb(cr, 1, 1, 1);
+    cairo_paint(cr);
+    return cr;
 }
 
 double relate_draw_nice_step(double lo, double hi, int want)
