@@ -1,7 +1,7 @@
 /* draw.h: the cairo drawing shared by the commands that write figures: the white page, text
- * placed by an anchor or shortened to fit, tick steps, the atomic PNG write (`relate plot`), the class-coloured scatter plot of a 2-D
- * map with its legend (`relate embed --tsne`), and the labelled augmentation preview
- * (`relate data --preview`).
+ * placed by an anchor or shortened to fit, tick steps, the atomic PNG write (`relate plot`), the
+ * class-coloured scatter plot of a 2-D map with its legend (`relate embed --tsne`), and the
+ * labelled augmentation preview (`relate data --preview`).
  * Not a plotting library: only what those figures need. */
 #ifndef RELATE_CLI_DRAW_H
 #define RELATE_CLI_DRAW_H
