@@ -249,6 +249,8 @@ static void channel_sums(const float *dy, const float *relu_y, const float *x, f
     for (int i = 0; i < n; i++) {
         const size_t off = ((size_t)i * c + ch) * hw;
         const float *xr = x + off, *gr = dy + off, *yr = relu_y ? relu_y + off : NULL;
+        /* The same three prefetches as the dx loop below: a shared helper that tests relu_y made
+         * gcc 12 drop all of them (see prefetch_plane). */
         if (i + 1 < n) {
             const size_t next = (size_t)c * hw;
             prefetch_plane(xr + next, hw);
@@ -374,7 +376,7 @@ void relate_batchnorm_backward_train_ep(float *dx, float *dgamma, float *dbeta, 
                 prefetch_plane(xr + next, hw);
                 prefetch_plane(gr + next, hw);
                 if (yr)
-                prefetch_plane(yr + next, hw);
+                    prefetch_plane(yr + next, hw);
             }
             /* Stored without reading dx when the caller's buffer is fresh (relate_grad_to_write). */
             if (yr && store_dx) {
