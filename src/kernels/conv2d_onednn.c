@@ -78,12 +78,12 @@ static void destroy_op(conv_op *op)
 {
     if (op->prim)
         dnnl_primitive_destroy(op->prim);
-    for (int i = 0; i < 3; i++)
+    for (int i = 0; i < 3; i++) {
         if (op->arg[i].reorder)
             dnnl_primitive_destroy(op->arg[i].reorder);
-    for (int i = 0; i < 3; i++)
         if (op->arg[i].reorder_store)
             dnnl_primitive_destroy(op->arg[i].reorder_store);
+    }
     memset(op, 0, sizeof *op);
 }
 
@@ -161,8 +161,8 @@ static int prepare_arg(conv_arg *a, const dnnl_memory_desc_t *user, const dnnl_m
     if (rpd)
         dnnl_primitive_desc_destroy(rpd);
     /* An adding output also gets a plain reorder, for a destination nothing has written yet
-     * (relate_conv2d_backward_ex's dx_store): it skips reading the destination. */
-    /* Optional: without it a stored output is zeroed and then added to. */
+     * (relate_conv2d_backward_ex's dx_store): it skips reading the destination. Optional: without
+     * it a stored output is zeroed and then added to. */
     dnnl_primitive_attr_t plain = NULL;
     if (ok && dir == 2 && dnnl_primitive_attr_create(&plain) == dnnl_success) {
         dnnl_primitive_desc_t spd = NULL;
