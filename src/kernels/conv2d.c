@@ -196,7 +196,8 @@ static void blas_backward(float *dx, float *dw, const float *dy, const float *x,
 }
 
 /* ------------------------------------------------------------------ dispatch */
-/* RELATE_CONV=blas in the environment selects the im2col path; read once, so a step never
+/* RELATE_CONV=blas in the environment selects the im2col path, RELATE_CONV=onednn oneDNN without
+ * the direct stem kernel; read once, so a step never
  * mixes backends between a scratch size and the call it was sized for. The setter (tests)
  * overrides it; atomic because nothing stops two threads from asking at once. */
 static pthread_once_t g_backend_once = PTHREAD_ONCE_INIT;
@@ -207,6 +208,8 @@ static void read_backend_env(void)
     const char *v = getenv("RELATE_CONV");
     if (v && strcmp(v, "blas") == 0)
         atomic_store(&g_backend, RELATE_CONV_BLAS);
+    else if (v && strcmp(v, "onednn") == 0)
+        atomic_store(&g_backend, RELATE_CONV_ONEDNN_ONLY);
 }
 
 relate_conv_backend relate_conv2d_get_backend(void)
@@ -223,7 +226,14 @@ void relate_conv2d_set_backend(relate_conv_backend b)
 
 const char *relate_conv2d_backend_name(void)
 {
-    return relate_conv2d_get_backend() == RELATE_CONV_BLAS ? "im2col+openblas" : "onednn";
+    switch (relate_conv2d_get_backend()) {
+    case RELATE_CONV_BLAS:
+        return "im2col+openblas";
+    case RELATE_CONV_ONEDNN_ONLY:
+        return "onednn";
+    default:
+        return "onednn+direct-stem";
+    }
 }
 
 /* oneDNN runs a large batch in slices of about this many bytes of input + output. Its blocked
@@ -251,10 +261,22 @@ static relate_conv2d_dims slice_dims(const relate_conv2d_dims *d, int n)
     return s;
 }
 
+/* The backend's oneDNN (1) or im2col (0) path, and whether the direct stem kernel may run. */
+static int uses_onednn(relate_conv_backend b) { return b != RELATE_CONV_BLAS; }
+
+static int uses_direct(relate_conv_backend b, const relate_conv2d_dims *d)
+{
+    return b == RELATE_CONV_ONEDNN && relate_conv2d_direct_fits(d);
+}
+
 size_t relate_conv2d_scratch_floats(const relate_conv2d_dims *d, int nthreads)
 {
-    (void)nthreads; /* both paths share one buffer across the team */
-    if (relate_conv2d_get_backend() == RELATE_CONV_ONEDNN) {
+    /* oneDNN and im2col share one buffer across the team; the direct kernel has a block per
+     * thread, and runs the forward and the weight gradient while oneDNN may run an input
+     * gradient, so the buffer holds the larger. */
+    const relate_conv_backend b = relate_conv2d_get_backend();
+    const size_t direct = uses_direct(b, d) ? relate_conv2d_direct_scratch_floats(d, nthreads) : 0;
+    if (uses_onednn(b)) {
         /* Enough for either path on one slice, since oneDNN may refuse a shape at run time. */
         size_t most = 0;
         const int slice = onednn_slice(d);
@@ -267,7 +289,7 @@ size_t relate_conv2d_scratch_floats(const relate_conv2d_dims *d, int nthreads)
             most = dnn > most ? dnn : most;
             most = blas > most ? blas : most;
         }
-        return most;
+        return most > direct ? most : direct;
     }
     return blas_scratch_floats(d);
 }
@@ -275,10 +297,13 @@ size_t relate_conv2d_scratch_floats(const relate_conv2d_dims *d, int nthreads)
 void relate_conv2d_forward(float *y, const float *x, const float *w, const relate_conv2d_dims *d,
                            float *scratch)
 {
-    if (relate_conv2d_get_backend() != RELATE_CONV_ONEDNN) {
+    const relate_conv_backend b = relate_conv2d_get_backend();
+    if (!uses_onednn(b)) {
         blas_forward(y, x, w, d, scratch);
         return;
     }
+    if (uses_direct(b, d) && relate_conv2d_direct_forward(y, x, w, d, scratch) == 0)
+        return;
     const int slice = onednn_slice(d);
     const size_t in_img = (size_t)d->c * d->h * d->w, out_img = (size_t)d->o * d->ho * d->wo;
     for (int i0 = 0; i0 < d->n; i0 += slice) {
@@ -302,13 +327,18 @@ void relate_conv2d_backward_ex(float *dx, float *dw, const float *dy, const floa
     if (!dx && !dw)
         return;
     const size_t in_img = (size_t)d->c * d->h * d->w, out_img = (size_t)d->o * d->ho * d->wo;
-    if (relate_conv2d_get_backend() != RELATE_CONV_ONEDNN) {
+    const relate_conv_backend b = relate_conv2d_get_backend();
+    if (!uses_onednn(b)) {
         /* col2im scatters by adding, so a stored dx starts from zeros. */
         if (dx && dx_store)
             memset(dx, 0, (size_t)d->n * in_img * sizeof *dx);
         blas_backward(dx, dw, dy, x, w, d, scratch);
         return;
     }
+    /* The direct kernel has no input gradient (a stem's input is data): with one asked for, the
+     * weight gradient goes to oneDNN as well, which computes both from one copy of dy. */
+    if (!dx && uses_direct(b, d) && relate_conv2d_direct_weight_grad(dw, dy, x, d, scratch) == 0)
+        return;
     /* Slices add their weight gradients one after another, in image order. */
     const int slice = onednn_slice(d);
     for (int i0 = 0; i0 < d->n; i0 += slice) {

@@ -20,4 +20,20 @@ int relate_conv2d_onednn_backward(float **dx, float **dw, const float *dy, const
  * may be used after it. */
 void relate_conv2d_onednn_clear_cache(void);
 
+/* Direct path for image stems (conv2d_direct.c): 3x3, stride 1, pad 1, 1 to 4 input channels and
+ * a multiple of 4 output channels, on a CPU with AVX2 and FMA. The scratch is per thread, for
+ * relate_get_threads() threads at the call. Each call returns -1, doing nothing, when the shape
+ * or the CPU does not fit. The weight gradient adds into dw; there is no input gradient. */
+int relate_conv2d_direct_fits(const relate_conv2d_dims *d);
+/* The instruction set it runs with: "avx512", "avx2" or "none". The best the CPU has, capped by
+ * RELATE_ISA=avx2 in the environment or by cap_isa ("avx2" or "avx512"; -1 for another name).
+ * Only the forward has an AVX-512 version, which gives the same bits as the AVX2 one. */
+const char *relate_conv2d_direct_isa(void);
+int relate_conv2d_direct_cap_isa(const char *isa);
+size_t relate_conv2d_direct_scratch_floats(const relate_conv2d_dims *d, int nthreads);
+int relate_conv2d_direct_forward(float *y, const float *x, const float *w, const relate_conv2d_dims *d,
+                                 float *scratch);
+int relate_conv2d_direct_weight_grad(float *dw, const float *dy, const float *x, const relate_conv2d_dims *d,
+                                     float *scratch);
+
 #endif

@@ -28,10 +28,16 @@ typedef struct relate_conv2d_dims {
     int ho, wo;          /* output y [n, o, ho, wo], filled by relate_conv2d_dims_init */
 } relate_conv2d_dims;
 
-/* Two implementations: oneDNN (the default; what PyTorch uses on x86) and chunked im2col +
- * OpenBLAS sgemm (RELATE_CONV=blas in the environment, and the fallback for any shape oneDNN
- * refuses). Both are checked against the _ref loops and PyTorch goldens. */
-typedef enum relate_conv_backend { RELATE_CONV_ONEDNN = 0, RELATE_CONV_BLAS = 1 } relate_conv_backend;
+/* Implementations: oneDNN (the default; what PyTorch uses on x86), with relate's direct kernel
+ * for image stems (3x3 convolutions of 1-4 input channels, conv2d_direct.c) where it fits;
+ * oneDNN alone (RELATE_CONV=onednn); and chunked im2col + OpenBLAS sgemm (RELATE_CONV=blas in
+ * the environment, and the fallback for any shape oneDNN refuses). All are checked against the
+ * _ref loops and PyTorch goldens. */
+typedef enum relate_conv_backend {
+    RELATE_CONV_ONEDNN = 0,
+    RELATE_CONV_BLAS = 1,
+    RELATE_CONV_ONEDNN_ONLY = 2,
+} relate_conv_backend;
 relate_conv_backend relate_conv2d_get_backend(void);
 void relate_conv2d_set_backend(relate_conv_backend b);
 const char *relate_conv2d_backend_name(void);

@@ -86,14 +86,8 @@ loss_falls rotationnet rotationnet.pre.txt
 beats_random simclr "$ACC_SC" "$ACC_RW"
 beats_random rotationnet "$ACC_ROT" "$ACC_RW"
 if [ "${RELATE_E2E_EXACT:-0}" = 1 ]; then
-  # Regression checks: figures recorded from relate's own runs, deterministic for a seed, a thread
-  # count (OMP_NUM_THREADS=2, set by ctest) and the machine's BLAS/oneDNN kernels. Not evidence of
-  # learning on their own (the learning checks above are).
-  [ "$ACC_RW" = "17.0" ] || fail "regression check: randomweights accuracy $ACC_RW, recorded 17.0 (as tests/e2e)"
-  # The figures depend on the kernels oneDNN and OpenBLAS dispatch for the CPU: recorded on an
-  # AVX-512 machine (the first) and an AVX2-only one (the second), both 2 cores.
-  if grep -qw avx512f /proc/cpuinfo; then REC_SC=52.93 REC_ROT=48.88; else REC_SC=53.19 REC_ROT=48.89; fi
-  [ "$ACC_SC" = "$REC_SC" ] || fail "regression check: simclr linear-evaluation accuracy $ACC_SC, recorded $REC_SC"
-  [ "$ACC_ROT" = "$REC_ROT" ] || fail "regression check: rotationnet linear-evaluation accuracy $ACC_ROT, recorded $REC_ROT"
+  recorded "randomweights accuracy (as tests/e2e)" "$ACC_RW" 17.0 17.0 0.5
+  recorded "simclr linear-evaluation accuracy" "$ACC_SC" 53.07 53.19 0.5
+  recorded "rotationnet linear-evaluation accuracy" "$ACC_ROT" 48.72 48.89 0.5
 fi
 echo "e2e_simclr_rotationnet: all checks passed"

@@ -137,7 +137,10 @@ static void check_initial_step(double *initial_loss)
 {
     /* Adam's first step moves every weight by about lr * sign(gradient), so the two paths' rounding
      * shows up only where a gradient is ~0 (batch-norm biases): weights are compared at 5e-3, as
-     * relationnet's two heads are. */
+     * relationnet's two heads are, and batch-norm biases at 2e-2. Measured for layer1.bn.bias
+     * (OMP_NUM_THREADS=2, OPENBLAS_CORETYPE=Haswell): 0.002 with oneDNN's stem convolution, 0.006
+     * with im2col + sgemm, 0.007 with the direct stem kernel; a wrong gradient term moves a
+     * weight by a whole lr, i.e. an error of order 1. */
     const int B = 16, S = 32;
     float *images = malloc((size_t)B * 3 * S * S * sizeof *images);
     relate_test_fill(images, (size_t)B * 3 * S * S, 5);
@@ -162,10 +165,14 @@ static void check_initial_step(double *initial_loss)
     CHECK_MSG(fabs(r[0].loss - r[1].loss) <= 2e-6 * fabs(r[1].loss), "fused %.9g vs literal %.9g", r[0].loss, r[1].loss);
     CHECK(r[0].items == B && r[0].score == -r[0].loss);
     relate_params *p0 = &m[0]->backbone.params, *p1 = &m[1]->backbone.params;
-    for (int i = 0; i < p0->count; i++)
+    for (int i = 0; i < p0->count; i++) {
+        const char *name = p0->items[i]->name;
+        const size_t len = strlen(name);
+        const int bn_bias = len >= 7 && strcmp(name + len - 7, "bn.bias") == 0;
         if (p0->items[i]->kind != RELATE_BUFFER_I64)
-            relate_test_check_close(p0->items[i]->name, p0->items[i]->data, p1->items[i]->data,
-                                    (size_t)p0->items[i]->numel, 5e-3);
+            relate_test_check_close(name, p0->items[i]->data, p1->items[i]->data, (size_t)p0->items[i]->numel,
+                                    bn_bias ? 2e-2 : 5e-3);
+    }
     relate_params *d0 = relate_deepinfomax_discriminators(m[0]), *d1 = relate_deepinfomax_discriminators(m[1]);
     for (int i = 0; i < d0->count; i++)
         relate_test_check_close(d0->items[i]->name, d0->items[i]->data, d1->items[i]->data,

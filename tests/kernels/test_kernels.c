@@ -255,7 +255,7 @@ static void test_conv_backends(void)
         {1400, 2, 32, 32, 4, 3, 3, 1, 1},
     };
     const relate_conv_backend keep = relate_conv2d_get_backend();
-    static const relate_conv_backend backends[2] = {RELATE_CONV_ONEDNN, RELATE_CONV_BLAS};
+    static const relate_conv_backend backends[2] = {RELATE_CONV_ONEDNN_ONLY, RELATE_CONV_BLAS};
     for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++) {
         const int *q = shapes[s];
         relate_conv2d_dims d = {.n = q[0], .c = q[1], .h = q[2], .w = q[3], .o = q[4], .kh = q[5],
@@ -318,8 +318,104 @@ static void test_conv_backends(void)
     }
     relate_conv2d_set_backend(RELATE_CONV_BLAS);
     CHECK(strcmp(relate_conv2d_backend_name(), "im2col+openblas") == 0);
-    relate_conv2d_set_backend(RELATE_CONV_ONEDNN);
+    relate_conv2d_set_backend(RELATE_CONV_ONEDNN_ONLY);
     CHECK(strcmp(relate_conv2d_backend_name(), "onednn") == 0);
+    relate_conv2d_set_backend(RELATE_CONV_ONEDNN);
+    CHECK(strcmp(relate_conv2d_backend_name(), "onednn+direct-stem") == 0);
+    relate_conv2d_set_backend(keep);
+}
+
+/* The direct stem kernel (conv2d_direct.c) through the default backend: forward, and the weight
+ * gradient (with no input gradient asked for, as for a stem) added to a non-zero buffer, against
+ * the double reference and oneDNN alone. Widths whole and not whole in vectors (32, 28, 9, 1),
+ * odd and even vector counts, 1 to 4 input channels, 4 to 16 outputs, 1 to 3 threads; scratch
+ * starts as NaN, so a read of scratch the kernel did not write shows. The shapes it must refuse
+ * go to oneDNN, and a CPU without AVX2 + FMA would fail the first CHECK (the shipped build
+ * needs both anyway). */
+static void test_conv_direct(void)
+{
+    static const int shapes[][5] = {
+        /* n, c, h, w, o */
+        {6, 3, 32, 32, 8}, {5, 1, 28, 28, 8}, {3, 4, 9, 9, 4}, {2, 2, 5, 17, 16}, {4, 3, 1, 1, 4},
+        {7, 3, 6, 40, 12},
+    };
+    const relate_conv_backend keep = relate_conv2d_get_backend();
+    const int keep_threads = relate_get_threads();
+    for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++) {
+        const int *q = shapes[s];
+        relate_conv2d_dims d = {.n = q[0], .c = q[1], .h = q[2], .w = q[3], .o = q[4], .kh = 3, .kw = 3,
+                                .stride = 1, .pad = 1};
+        CHECK(relate_conv2d_dims_init(&d) == 0);
+        CHECK(relate_conv2d_direct_fits(&d));
+        const size_t nx = (size_t)d.n * d.c * d.h * d.w, nw = (size_t)d.o * d.c * 9, ny = (size_t)d.n * d.o * d.h * d.w;
+        float *x = frand(nx), *w = frand(nw), *dy = frand(ny), *gw0 = frand(nw);
+        float *yr = falloc(ny), *gwr = falloc(nw), *y1 = falloc(ny), *gw1 = falloc(nw);
+        memcpy(gwr, gw0, nw * sizeof(float));
+        relate_conv2d_forward_ref(yr, x, w, &d);
+        relate_conv2d_backward_ref(NULL, gwr, dy, x, w, &d);
+        for (int threads = 1; threads <= 3; threads++) {
+            relate_set_threads(threads);
+            for (int b = 0; b < 2; b++) {
+                relate_conv2d_set_backend(b ? RELATE_CONV_ONEDNN_ONLY : RELATE_CONV_ONEDNN);
+                const size_t sf = relate_conv2d_scratch_floats(&d, relate_get_threads());
+                float *scratch = falloc(sf), *y = falloc(ny), *gw = falloc(nw);
+                for (size_t i = 0; i < sf; i++)
+                    scratch[i] = NAN;
+                memcpy(gw, gw0, nw * sizeof(float));
+                relate_conv2d_forward(y, x, w, &d, scratch);
+                relate_conv2d_backward(NULL, gw, dy, x, w, &d, scratch);
+                char name[160];
+                snprintf(name, sizeof name, "conv2d %s n%d c%d %dx%d o%d t%d: forward vs reference",
+                         relate_conv2d_backend_name(), d.n, d.c, d.h, d.w, d.o, threads);
+                relate_test_check_close(name, y, yr, ny, REF_BOUND);
+                snprintf(name, sizeof name, "conv2d %s n%d c%d %dx%d o%d t%d: dw accumulated vs reference",
+                         relate_conv2d_backend_name(), d.n, d.c, d.h, d.w, d.o, threads);
+                relate_test_check_close(name, gw, gwr, nw, REF_BOUND);
+                if (b == 0) {
+                    memcpy(y1, y, ny * sizeof(float));
+                    memcpy(gw1, gw, nw * sizeof(float));
+                } else {
+                    snprintf(name, sizeof name, "conv2d n%d c%d %dx%d o%d t%d: direct vs onednn forward", d.n, d.c,
+                             d.h, d.w, d.o, threads);
+                    relate_test_check_close(name, y1, y, ny, REF_BOUND);
+                    snprintf(name, sizeof name, "conv2d n%d c%d %dx%d o%d t%d: direct vs onednn dw", d.n, d.c,
+                             d.h, d.w, d.o, threads);
+                    relate_test_check_close(name, gw1, gw, nw, REF_BOUND);
+                }
+                free(scratch);
+                free(y);
+                free(gw);
+            }
+        }
+        /* The forward's AVX-512 and AVX2 versions give the same bits (one FMA chain per output in
+         * the same order); on a CPU without AVX-512 both runs are the AVX2 one. */
+        relate_set_threads(2);
+        relate_conv2d_set_backend(RELATE_CONV_ONEDNN);
+        float *scratch = falloc(relate_conv2d_scratch_floats(&d, relate_get_threads()));
+        CHECK(relate_conv2d_direct_cap_isa("avx2") == 0 && strcmp(relate_conv2d_direct_isa(), "avx2") == 0);
+        relate_conv2d_forward(y1, x, w, &d, scratch);
+        CHECK(relate_conv2d_direct_cap_isa("avx512") == 0);
+        relate_conv2d_forward(yr, x, w, &d, scratch);
+        CHECK_MSG(memcmp(y1, yr, ny * sizeof(float)) == 0, "conv2d direct n%d c%d %dx%d o%d: %s forward differs from avx2",
+                  d.n, d.c, d.h, d.w, d.o, relate_conv2d_direct_isa());
+        free(scratch);
+        free(x), free(w), free(dy), free(gw0), free(yr), free(gwr), free(y1), free(gw1);
+    }
+    CHECK(relate_conv2d_direct_cap_isa("sse") == -1);
+    /* Refused: stride 2, pad 0, 5 input channels, outputs not a multiple of 4, a 5x5 kernel. */
+    static const int refused[][9] = {
+        {2, 3, 8, 8, 8, 3, 3, 2, 1}, {2, 3, 8, 8, 8, 3, 3, 1, 0}, {2, 5, 8, 8, 8, 3, 3, 1, 1},
+        {2, 3, 8, 8, 6, 3, 3, 1, 1}, {2, 3, 8, 8, 8, 5, 5, 1, 2},
+    };
+    for (size_t s = 0; s < sizeof refused / sizeof refused[0]; s++) {
+        const int *q = refused[s];
+        relate_conv2d_dims d = {.n = q[0], .c = q[1], .h = q[2], .w = q[3], .o = q[4], .kh = q[5], .kw = q[6],
+                                .stride = q[7], .pad = q[8]};
+        CHECK(relate_conv2d_dims_init(&d) == 0);
+        CHECK(!relate_conv2d_direct_fits(&d));
+        CHECK(relate_conv2d_direct_forward(NULL, NULL, NULL, &d, NULL) == -1);
+    }
+    relate_set_threads(keep_threads);
     relate_conv2d_set_backend(keep);
 }
 
@@ -1401,6 +1497,7 @@ int main(void)
     }
     relate_set_threads(2);
     test_conv_backends();
+    test_conv_direct();
     test_conv_thread_history();
     /* The whole conv battery once more on the other backend than the one the environment chose
      * (ctest also runs this binary with RELATE_CONV=blas), so one run covers both. */
