@@ -116,6 +116,9 @@ void relate_dataset_close(relate_dataset *ds);
 const relate_split *relate_dataset_split(const relate_dataset *ds, relate_split_kind kind);
 /* A view of image i of a split. */
 relate_image relate_split_image(const relate_split *s, int64_t i);
+/* A view of images [first, first + count) of a split, numbered from 0 (no copy; aborts on a
+ * range outside the split, a bug in the caller). */
+relate_split relate_split_range(const relate_split *s, int64_t first, int64_t count);
 /* The names relate_dataset_open accepts (without folder:PATH), NULL-terminated. */
 const char *const *relate_dataset_names(void);
 

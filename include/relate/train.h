@@ -91,6 +91,12 @@ relate_status relate_evaluate(relate_backbone *bb, relate_linear_layer *cls, con
 relate_status relate_extract_features(relate_backbone *bb, const relate_split *split,
                                       const relate_dataset_info *info, relate_pipeline pipeline, int batch_size,
                                       float *out, relate_error *err);
+/* The pass behind it, for a caller with its own loader (deepcluster's feature pass draws its own
+ * crops): eval-mode features of every batch `ld` yields from now on (its epoch started), image i
+ * of a batch into out's row first + its index (d = bb->feature_size floats per row). */
+struct relate_loader;
+relate_status relate_loader_features(relate_backbone *bb, struct relate_loader *ld, int64_t first, float *out,
+                                     relate_error *err);
 
 /* The backbone of any checkpoint that holds one (a stage-1 or stage-2 file of relate or of the
  * reference, or a bare state dict): named by `backbone`, else by the file's backbone_name, else

@@ -408,3 +408,17 @@ relate_image relate_split_image(const relate_split *s, int64_t i)
     relate_image img = {s->width, s->height, s->pixels + (size_t)i * (size_t)s->width * (size_t)s->height * 3};
     return img;
 }
+
+relate_split relate_split_range(const relate_split *s, int64_t first, int64_t count)
+{
+    if (!s || first < 0 || count < 0 || first > s->count - count) {
+        fprintf(stderr, "relate: %s:%d: images [%lld, +%lld) of a split of %lld\n", __FILE__, __LINE__,
+                (long long)first, (long long)count, s ? (long long)s->count : -1LL);
+        abort();
+    }
+    relate_split part = *s;
+    part.count = count;
+    part.pixels = s->pixels + (size_t)first * (size_t)s->width * (size_t)s->height * 3;
+    part.labels = s->labels ? s->labels + first : NULL;
+    return part;
+}

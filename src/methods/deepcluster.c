@@ -21,7 +21,9 @@
 #include "methods/method_internal.h"
 #include "methods/pca.h"
 #include "relate/dist.h"
+#include "relate/loader.h"
 #include "relate/stage2.h"
+#include "relate/train.h"
 
 #define HEAD_HIDDEN 256
 #define DC_TAG_FEATURES 1u
@@ -250,11 +252,7 @@ static relate_status extract_range(relate_method *m, const relate_epoch_context 
 {
     if (count == 0)
         return RELATE_OK;
-    const relate_split *split = ctx->split;
-    relate_split part = *split; /* a view of the range: the loader numbers its images from 0 */
-    part.count = count;
-    part.pixels = split->pixels + (size_t)first * (size_t)split->width * (size_t)split->height * 3;
-    part.labels = split->labels ? split->labels + first : NULL;
+    const relate_split part = relate_split_range(ctx->split, first, count);
     feature_pass fp = {.info = ctx->info, .seed = m->cfg.seed, .epoch = ctx->epoch, .first = first};
     relate_loader_config lc = relate_loader_defaults(&part, ctx->info, RELATE_T3);
     lc.batch_size = batch_size;
@@ -270,29 +268,8 @@ static relate_status extract_range(relate_method *m, const relate_epoch_context 
     relate_loader *ld;
     if (relate_loader_create(&ld, &lc, err) != RELATE_OK)
         return err->code;
-    relate_graph *g = relate_graph_create();
-    if (!g) {
-        relate_loader_destroy(ld);
-        return relate_error_set(err, RELATE_ERR_NOMEM, "out of memory");
-    }
-    relate_graph_set_grad_enabled(g, false);
     relate_loader_start_epoch(ld, ctx->epoch);
-    const int d = m->backbone.feature_size;
-    relate_status st = RELATE_OK;
-    relate_batch b;
-    while (relate_loader_next(ld, &b) == 1) {
-        relate_graph_reset(g);
-        relate_tensor *x = relate_tensor_wrap(g, 4, (int64_t[]){b.size, 3, b.side, b.side}, b.images);
-        relate_tensor *f = relate_backbone_forward(g, &m->backbone, x, false);
-        if (!f) {
-            *err = *relate_graph_error(g);
-            st = err->code;
-            break;
-        }
-        for (int i = 0; i < b.size; i++)
-            memcpy(out + (size_t)(first + b.indices[i]) * d, f->data + (size_t)i * d, (size_t)d * sizeof *out);
-    }
-    relate_graph_destroy(g);
+    const relate_status st = relate_loader_features(&m->backbone, ld, first, out, err);
     relate_loader_destroy(ld);
     return st;
 }

@@ -28,23 +28,14 @@ static relate_status open_pass(relate_loader **ld, relate_graph **g, const relat
     return RELATE_OK;
 }
 
-/* Features of split's images [first, first + count) into out's rows of the same numbers. */
-static relate_status extract_range(relate_backbone *bb, const relate_split *split, int64_t first, int64_t count,
-                                   const relate_dataset_info *info, relate_pipeline pipeline, int batch_size,
-                                   float *out, relate_error *err)
+relate_status relate_loader_features(relate_backbone *bb, relate_loader *ld, int64_t first, float *out,
+                                     relate_error *err)
 {
-    if (count == 0)
-        return RELATE_OK;
-    const size_t per = (size_t)split->width * (size_t)split->height * 3;
-    relate_split part = *split; /* a view of the range: the loader numbers its images from 0 */
-    part.count = count;
-    part.pixels = split->pixels + (size_t)first * per;
-    part.labels = split->labels ? split->labels + first : NULL;
-    relate_loader *ld;
-    relate_graph *g;
-    if (open_pass(&ld, &g, &part, info, pipeline, batch_size, err) != RELATE_OK)
-        return err->code;
-    const int d = bb->feature_size;
+    relate_graph *g = relate_graph_create();
+    if (!g)
+        return relate_error_set(err, RELATE_ERR_NOMEM, "out of memory");
+    relate_graph_set_grad_enabled(g, false);
+    const size_t d = (size_t)bb->feature_size;
     relate_status st = RELATE_OK;
     relate_batch b;
     while (relate_loader_next(ld, &b) == 1) {
@@ -57,9 +48,29 @@ static relate_status extract_range(relate_backbone *bb, const relate_split *spli
             break;
         }
         for (int i = 0; i < b.size; i++)
-            memcpy(out + (first + b.indices[i]) * d, f->data + (size_t)i * d, (size_t)d * sizeof(float));
+            memcpy(out + (size_t)(first + b.indices[i]) * d, f->data + (size_t)i * d, d * sizeof *out);
     }
     relate_graph_destroy(g);
+    return st;
+}
+
+/* Features of split's images [first, first + count) into out's rows of the same numbers. */
+static relate_status extract_range(relate_backbone *bb, const relate_split *split, int64_t first, int64_t count,
+                                   const relate_dataset_info *info, relate_pipeline pipeline, int batch_size,
+                                   float *out, relate_error *err)
+{
+    if (count == 0)
+        return RELATE_OK;
+    const relate_split part = relate_split_range(split, first, count);
+    relate_loader_config lc = relate_loader_defaults(&part, info, pipeline);
+    lc.batch_size = batch_size;
+    lc.shuffle = false;
+    lc.drop_last = false;
+    relate_loader *ld;
+    if (relate_loader_create(&ld, &lc, err) != RELATE_OK)
+        return err->code;
+    relate_loader_start_epoch(ld, 0);
+    const relate_status st = relate_loader_features(bb, ld, first, out, err);
     relate_loader_destroy(ld);
     return st;
 }
