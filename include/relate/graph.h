@@ -127,6 +127,14 @@ relate_tensor *relate_batch_norm_act(relate_graph *g, relate_tensor *x, relate_t
 relate_tensor *relate_batch_norm_relu_pool2(relate_graph *g, relate_tensor *x, relate_tensor *gamma,
                                             relate_tensor *beta, float *running_mean, float *running_var,
                                             int64_t *num_batches_tracked, float momentum, float eps);
+/* relate_conv2d(relate_relu(relate_batch_norm(x, training = true)), w, stride, pad) in one op that
+ * does not keep the batch norm's output: it lives in the step's workspace while the convolution
+ * runs, and the backward pass recomputes it from x and the saved statistics (the same float
+ * expressions, so the same bits as the composed ops, which it falls back to without gradients or
+ * with synchronised batch norm). A ResNet block's first activation, saved per block. */
+relate_tensor *relate_bn_relu_conv2d(relate_graph *g, relate_tensor *x, relate_tensor *gamma, relate_tensor *beta,
+                                     float *running_mean, float *running_var, int64_t *num_batches_tracked,
+                                     float momentum, float eps, relate_tensor *w, int stride, int pad);
 relate_tensor *relate_relu(relate_graph *g, relate_tensor *x);
 relate_tensor *relate_leaky_relu(relate_graph *g, relate_tensor *x, float slope);
 relate_tensor *relate_sigmoid(relate_graph *g, relate_tensor *x);

@@ -270,6 +270,106 @@ relate_tensor *relate_batch_norm_relu_pool2(relate_graph *g, relate_tensor *x, r
     return y;
 }
 
+/* ------------------------------------------------------------------ batch norm + ReLU + conv */
+typedef struct {
+    relate_tensor *x, *gamma, *beta, *w, *z;
+    relate_conv2d_dims d;
+    float *mean, *invstd;
+} bnconv_ctx;
+
+/* Workspace of the fused op: [the batch norm's output y][the gradient of y][the convolution's
+ * scratch], each region starting on a 64-byte line (the convolution's scratch needs it). */
+static size_t bnconv_region(size_t floats) { return (floats + 15) & ~(size_t)15; }
+
+static void bnconv_backward(relate_graph *g, void *p)
+{
+    bnconv_ctx *b = p;
+    if (!b->z->grad)
+        return;
+    const relate_conv2d_dims *d = &b->d;
+    const size_t ny = bnconv_region((size_t)d->n * d->c * d->h * d->w);
+    float *dw = relate_grad_of(g, b->w), *dg = relate_grad_of(g, b->gamma), *db = relate_grad_of(g, b->beta);
+    bool store_dx;
+    float *dx = relate_grad_to_write(g, b->x, &store_dx);
+    const bool bn_grads = dx || dg || db;
+    const size_t conv = relate_conv2d_scratch_floats(d, relate_get_threads());
+    float *y = relate_graph_workspace(g, (2 * ny + conv) * sizeof(float));
+    if (!y) {
+        if (store_dx) /* the step has failed; leave no uninitialised gradient behind */
+            memset(dx, 0, (size_t)b->x->numel * sizeof *dx);
+        return;
+    }
+    float *dy = y + ny, *scratch = dy + ny;
+    const relate_bn_epilogue relu = {NULL, true};
+    relate_batchnorm_apply_saved(y, b->x->data, b->mean, b->invstd, b->gamma->data, b->beta->data, d->n, d->c,
+                                 d->h * d->w, &relu);
+    relate_graph_count(g, conv_flops(d) * (bn_grads + (dw != NULL)), 0);
+    relate_conv2d_backward_ex(bn_grads ? dy : NULL, dw, b->z->grad, y, b->w->data, d, scratch, true);
+    if (bn_grads)
+        relate_batchnorm_backward_train_ep(dx, dg, db, dy, b->x->data, b->mean, b->invstd, b->gamma->data, d->n,
+                                           d->c, d->h * d->w, y, NULL, store_dx ? RELATE_BN_STORE_DX : 0u);
+}
+
+relate_tensor *relate_bn_relu_conv2d(relate_graph *g, relate_tensor *x, relate_tensor *gamma, relate_tensor *beta,
+                                     float *running_mean, float *running_var, int64_t *num_batches_tracked,
+                                     float momentum, float eps, relate_tensor *w, int stride, int pad)
+{
+    if (!x || !gamma || !beta || !w)
+        return NULL;
+    const bool grads = g->grad_enabled && (x->requires_grad || gamma->requires_grad || beta->requires_grad ||
+                                           w->requires_grad);
+    /* Without a backward pass there is nothing to recompute; synchronised statistics need the
+     * other processes between their two passes, which the composed ops already arrange; and
+     * hw == 1 takes batch norm's other layout. */
+    if (!grads || g->sync_batch || x->ndim != 4 || x->shape[2] * x->shape[3] == 1)
+        return relate_conv2d(g, relate_batch_norm_act(g, x, gamma, beta, running_mean, running_var,
+                                                      num_batches_tracked, true, momentum, eps, NULL, true),
+                             w, stride, pad);
+    char a[64], b2[64];
+    const int n = (int)x->shape[0], c = (int)x->shape[1], hw = (int)(x->shape[2] * x->shape[3]);
+    if (gamma->numel != c || beta->numel != c)
+        return relate_graph_fail(g, RELATE_ERR_SHAPE, "batch_norm: %d channels but %lld affine weights", c,
+                                 (long long)gamma->numel);
+    if ((int64_t)n * hw <= 1)
+        return relate_graph_fail(g, RELATE_ERR_SHAPE,
+                                 "batch_norm: expected more than 1 value per channel when training, got input %s "
+                                 "(use a batch of at least 2)", SHAPE(x, a));
+    if (w->ndim != 4 || w->shape[1] != c)
+        return relate_graph_fail(g, RELATE_ERR_SHAPE,
+                                 "conv2d: input %s does not fit weight %s (need [N,C,H,W] and [O,C,KH,KW])",
+                                 SHAPE(x, a), SHAPE(w, b2));
+    bnconv_ctx b = {.x = x, .gamma = gamma, .beta = beta, .w = w};
+    b.d = (relate_conv2d_dims){.n = n, .c = c, .h = (int)x->shape[2], .w = (int)x->shape[3], .o = (int)w->shape[0],
+                               .kh = (int)w->shape[2], .kw = (int)w->shape[3], .stride = stride, .pad = pad};
+    if (relate_conv2d_dims_init(&b.d) != 0)
+        return relate_graph_fail(g, RELATE_ERR_SHAPE,
+                                 "conv2d: a %dx%d kernel with stride %d and padding %d does not fit input %s",
+                                 b.d.kh, b.d.kw, stride, pad, SHAPE(x, a));
+    b.mean = relate_graph_scratch(g, 2 * (size_t)c * sizeof(float));
+    if (!b.mean)
+        return NULL;
+    b.invstd = b.mean + c;
+    b.z = relate_op_output(g, 4, (int64_t[]){n, b.d.o, b.d.ho, b.d.wo}, x, w);
+    if (!b.z)
+        return NULL;
+    b.z->requires_grad = true;
+    const size_t ny = bnconv_region((size_t)x->numel);
+    float *y = relate_graph_workspace(g, (ny + relate_conv2d_scratch_floats(&b.d, relate_get_threads())) *
+                                             sizeof(float));
+    if (!y)
+        return NULL;
+    const relate_bn_epilogue relu = {NULL, true};
+    relate_batchnorm_forward_train_ep(y, b.mean, b.invstd, x->data, gamma->data, beta->data, running_mean,
+                                      running_var, n, c, hw, momentum, eps, &relu);
+    if (num_batches_tracked)
+        (*num_batches_tracked)++;
+    relate_conv2d_forward(b.z->data, y, w->data, &b.d, y + ny);
+    relate_graph_count(g, conv_flops(&b.d), (double)b.z->numel * sizeof(float)); /* as relate_conv2d */
+    if (!relate_op_save(g, bnconv_backward, &b, sizeof b))
+        return NULL;
+    return b.z;
+}
+
 /* ------------------------------------------------------------------ global pool context */
 typedef struct {
     relate_tensor *x, *y;

@@ -209,6 +209,17 @@ void relate_batchnorm_forward_train_ep(float *y, float *saved_mean, float *saved
     }
 }
 
+void relate_batchnorm_apply_saved(float *y, const float *x, const float *saved_mean, const float *saved_invstd,
+                                  const float *gamma, const float *beta, int n, int c, int hw,
+                                  const relate_bn_epilogue *ep)
+{
+#pragma omp parallel for schedule(static) if ((size_t)n * c * hw >= BN_PAR_MIN)
+    for (int ch = 0; ch < c; ch++) {
+        float alpha = saved_invstd[ch] * gamma_of(gamma, ch);
+        affine_channel(y, x, n, c, hw, ch, alpha, beta_of(beta, ch) - saved_mean[ch] * alpha, ep);
+    }
+}
+
 void relate_batchnorm_forward_eval(float *y, const float *x, const float *gamma, const float *beta,
                                    const float *running_mean, const float *running_var,
                                    int n, int c, int hw, float eps)

@@ -92,6 +92,12 @@ void relate_batchnorm_forward_train_ep(float *y, float *saved_mean, float *saved
                                        float *running_mean, float *running_var,
                                        int n, int c, int hw, float momentum, float eps,
                                        const relate_bn_epilogue *ep);
+/* The training forward's output again from the statistics it saved (hw > 1): y = x * alpha + shift
+ * with alpha = saved_invstd * gamma, shift = beta - saved_mean * alpha, then the epilogue; the
+ * same float expressions as relate_batchnorm_forward_train_ep, so the same bits. */
+void relate_batchnorm_apply_saved(float *y, const float *x, const float *saved_mean, const float *saved_invstd,
+                                  const float *gamma, const float *beta, int n, int c, int hw,
+                                  const relate_bn_epilogue *ep);
 void relate_batchnorm_forward_eval_ep(float *y, const float *x, const float *gamma, const float *beta,
                                       const float *running_mean, const float *running_var,
                                       int n, int c, int hw, float eps, const relate_bn_epilogue *ep);

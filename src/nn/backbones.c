@@ -190,11 +190,39 @@ void relate_backbone_free(relate_backbone *bb)
 static relate_tensor *block_forward(relate_graph *g, relate_backbone *bb, relate_basic_block *b,
                                     relate_tensor *x, bool training)
 {
-    relate_tensor *h = bn_traced(g, bb, &b->bn1, conv_traced(g, bb, &b->conv1, x), NULL, true, training);
+    relate_tensor *h1 = conv_traced(g, bb, &b->conv1, x);
+    if (!training) {
+        relate_tensor *h = bn_traced(g, bb, &b->bn1, h1, NULL, true, training);
+        relate_tensor *shortcut = x;
+        if (b->has_downsample)
+            shortcut = bn_traced(g, bb, &b->down_bn, conv_traced(g, bb, &b->down_conv, x), NULL, false, training);
+        return bn_traced(g, bb, &b->bn2, conv_traced(g, bb, &b->conv2, h), shortcut, true, training);
+    }
+    /* Training: bn1 + ReLU + conv2 as one op, whose activation between them is recomputed in the
+     * backward pass instead of kept (one activation less per block; the same bits). The shortcut
+     * is computed before it, so x's gradient still receives the shortcut's share before conv1's,
+     * as with the separate ops; the summary lists the layers in their usual order. */
+    relate_bn_layer *l = &b->bn1;
+    char module[128], op[64];
+    if (bb->trace && h1) {
+        snprintf(module, sizeof module, "%.*s", (int)(strlen(l->weight->name) - strlen(".weight")), l->weight->name);
+        snprintf(op, sizeof op, "BatchNorm2d(%d) + ReLU", l->channels);
+        trace(bb, module, op, h1, 2 * (int64_t)l->channels);
+    }
     relate_tensor *shortcut = x;
     if (b->has_downsample)
         shortcut = bn_traced(g, bb, &b->down_bn, conv_traced(g, bb, &b->down_conv, x), NULL, false, training);
-    return bn_traced(g, bb, &b->bn2, conv_traced(g, bb, &b->conv2, h), shortcut, true, training);
+    relate_tensor *h2 = relate_bn_relu_conv2d(g, h1, relate_param_tensor(g, l->weight), relate_param_tensor(g, l->bias),
+                                              l->running_mean->data, l->running_var->data,
+                                              l->num_batches_tracked->i64, l->momentum, l->eps,
+                                              relate_param_tensor(g, b->conv2.weight), b->conv2.stride, b->conv2.pad);
+    if (bb->trace && h2) {
+        const relate_conv_layer *c2 = &b->conv2;
+        snprintf(module, sizeof module, "%.*s", (int)(strlen(c2->weight->name) - strlen(".weight")), c2->weight->name);
+        snprintf(op, sizeof op, "Conv2d(%d, %d, %dx%d, s%d, p%d)", c2->in, c2->out, c2->k, c2->k, c2->stride, c2->pad);
+        trace(bb, module, op, h2, c2->weight->numel);
+    }
+    return bn_traced(g, bb, &b->bn2, h2, shortcut, true, training);
 }
 
 relate_tensor *relate_backbone_forward_ex(relate_graph *g, relate_backbone *bb, relate_tensor *x,

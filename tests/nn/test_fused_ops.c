@@ -162,6 +162,41 @@ static void check_batch_norm_fusions(void)
     }
 }
 
+/* ---- batch norm + ReLU + convolution (x, gamma, beta, w): the activation between them is
+ * recomputed in the backward pass from the same float expressions, so every value must be the
+ * composed ops' to the bit (bound 0), on both convolution paths. */
+static int g_stride;
+
+static relate_tensor *build_bn_relu_conv(relate_graph *g, relate_tensor **t, inputs *in, int fused)
+{
+    if (fused)
+        return relate_bn_relu_conv2d(g, t[0], t[1], t[2], in->rm[1], in->rv[1], NULL, 0.1f, 1e-5f, t[3], g_stride, 1);
+    relate_tensor *y = relate_batch_norm_act(g, t[0], t[1], t[2], in->rm[0], in->rv[0], NULL, true, 0.1f, 1e-5f,
+                                             NULL, true);
+    return relate_conv2d(g, y, t[3], g_stride, 1);
+}
+
+static void check_bn_relu_conv(void)
+{
+    static const int64_t shapes[][5] = {{2, 3, 6, 6, 4}, {3, 16, 8, 8, 16}, {2, 5, 7, 5, 8}};
+    for (int s = 0; s < 3; s++)
+        for (g_stride = 1; g_stride <= 2; g_stride++) {
+            const int64_t *q = shapes[s];
+            inputs in = {0};
+            relate_params_init(&in.store);
+            add_input(&in, "x", 4, q);
+            add_input(&in, "gamma", 1, (int64_t[]){q[1]});
+            add_input(&in, "beta", 1, (int64_t[]){q[1]});
+            add_input(&in, "w", 4, (int64_t[]){q[4], q[1], 3, 3});
+            finalize(&in, (uint64_t)(500 + 10 * s + g_stride), (const float[]){0.3f, 1.0f, 0.1f, 0.0f});
+            char name[96];
+            snprintf(name, sizeof name, "bn + relu + conv [%lld,%lld,%lld,%lld] -> %lld, stride %d", (long long)q[0],
+                     (long long)q[1], (long long)q[2], (long long)q[3], (long long)q[4], g_stride);
+            compare(name, &in, build_bn_relu_conv, 0.0);
+            relate_params_free(&in.store);
+        }
+}
+
 /* ---- relation head (a, b, bias1, gamma, beta, w2, b2) */
 static int32_t g_ia[64], g_ib[64];
 static int g_rows;
@@ -285,6 +320,7 @@ static void check_gradient_release(void)
 int main(void)
 {
     check_batch_norm_fusions();
+    check_bn_relu_conv();
     check_relation_head();
     check_relation_head_threads();
     check_gradient_release();
