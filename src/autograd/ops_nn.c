@@ -37,22 +37,34 @@ static void conv2d_backward(relate_graph *g, void *p)
         memset(dx, 0, (size_t)c->x->numel * sizeof *dx);
 }
 
+/* The convolution's dims for input x and weight w, or false with the step failed on a mismatch. */
+static bool conv_dims_of(relate_graph *g, const relate_tensor *x, const relate_tensor *w, int stride, int pad,
+                         relate_conv2d_dims *d)
+{
+    char a[64], b[64];
+    if (x->ndim != 4 || w->ndim != 4 || x->shape[1] != w->shape[1]) {
+        relate_graph_fail(g, RELATE_ERR_SHAPE, "conv2d: input %s does not fit weight %s (need [N,C,H,W] and [O,C,KH,KW])",
+                          SHAPE(x, a), SHAPE(w, b));
+        return false;
+    }
+    *d = (relate_conv2d_dims){.n = (int)x->shape[0], .c = (int)x->shape[1], .h = (int)x->shape[2],
+                              .w = (int)x->shape[3], .o = (int)w->shape[0], .kh = (int)w->shape[2],
+                              .kw = (int)w->shape[3], .stride = stride, .pad = pad};
+    if (relate_conv2d_dims_init(d) != 0) {
+        relate_graph_fail(g, RELATE_ERR_SHAPE, "conv2d: a %dx%d kernel with stride %d and padding %d does not fit input %s",
+                          d->kh, d->kw, stride, pad, SHAPE(x, a));
+        return false;
+    }
+    return true;
+}
+
 relate_tensor *relate_conv2d(relate_graph *g, relate_tensor *x, relate_tensor *w, int stride, int pad)
 {
     if (!x || !w)
         return NULL;
-    char a[64], b[64];
-    if (x->ndim != 4 || w->ndim != 4 || x->shape[1] != w->shape[1])
-        return relate_graph_fail(g, RELATE_ERR_SHAPE,
-                                 "conv2d: input %s does not fit weight %s (need [N,C,H,W] and [O,C,KH,KW])",
-                                 SHAPE(x, a), SHAPE(w, b));
-    relate_conv2d_dims d = {.n = (int)x->shape[0], .c = (int)x->shape[1], .h = (int)x->shape[2],
-                            .w = (int)x->shape[3], .o = (int)w->shape[0], .kh = (int)w->shape[2],
-                            .kw = (int)w->shape[3], .stride = stride, .pad = pad};
-    if (relate_conv2d_dims_init(&d) != 0)
-        return relate_graph_fail(g, RELATE_ERR_SHAPE,
-                                 "conv2d: a %dx%d kernel with stride %d and padding %d does not fit input %s",
-                                 d.kh, d.kw, stride, pad, SHAPE(x, a));
+    relate_conv2d_dims d;
+    if (!conv_dims_of(g, x, w, stride, pad, &d))
+        return NULL;
     relate_tensor *y = relate_op_output(g, 4, (int64_t[]){d.n, d.o, d.ho, d.wo}, x, w);
     float *scratch = y ? relate_graph_workspace(g, relate_conv2d_scratch_floats(&d, relate_get_threads()) * sizeof(float)) : NULL;
     if (!scratch)
@@ -325,26 +337,14 @@ relate_tensor *relate_bn_relu_conv2d(relate_graph *g, relate_tensor *x, relate_t
         return relate_conv2d(g, relate_batch_norm_act(g, x, gamma, beta, running_mean, running_var,
                                                       num_batches_tracked, true, momentum, eps, NULL, true),
                              w, stride, pad);
-    char a[64], b2[64];
     const int n = (int)x->shape[0], c = (int)x->shape[1], hw = (int)(x->shape[2] * x->shape[3]);
     if (gamma->numel != c || beta->numel != c)
         return relate_graph_fail(g, RELATE_ERR_SHAPE, "batch_norm: %d channels but %lld affine weights", c,
                                  (long long)gamma->numel);
-    if ((int64_t)n * hw <= 1)
-        return relate_graph_fail(g, RELATE_ERR_SHAPE,
-                                 "batch_norm: expected more than 1 value per channel when training, got input %s "
-                                 "(use a batch of at least 2)", SHAPE(x, a));
-    if (w->ndim != 4 || w->shape[1] != c)
-        return relate_graph_fail(g, RELATE_ERR_SHAPE,
-                                 "conv2d: input %s does not fit weight %s (need [N,C,H,W] and [O,C,KH,KW])",
-                                 SHAPE(x, a), SHAPE(w, b2));
+    /* n * hw > 1 holds: hw > 1 here. */
     bnconv_ctx b = {.x = x, .gamma = gamma, .beta = beta, .w = w};
-    b.d = (relate_conv2d_dims){.n = n, .c = c, .h = (int)x->shape[2], .w = (int)x->shape[3], .o = (int)w->shape[0],
-                               .kh = (int)w->shape[2], .kw = (int)w->shape[3], .stride = stride, .pad = pad};
-    if (relate_conv2d_dims_init(&b.d) != 0)
-        return relate_graph_fail(g, RELATE_ERR_SHAPE,
-                                 "conv2d: a %dx%d kernel with stride %d and padding %d does not fit input %s",
-                                 b.d.kh, b.d.kw, stride, pad, SHAPE(x, a));
+    if (!conv_dims_of(g, x, w, stride, pad, &b.d))
+        return NULL;
     b.mean = relate_graph_scratch(g, 2 * (size_t)c * sizeof(float));
     if (!b.mean)
         return NULL;

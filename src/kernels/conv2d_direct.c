@@ -141,16 +141,7 @@ static void pad_image(float *xp, const float *x, const relate_conv2d_dims *d, co
 #define VFMA(a, b, c) _mm256_fmadd_ps(a, b, c)
 #define VSTOREU(p, v) _mm256_storeu_ps(p, v)
 #define SUFFIX(name) name##_avx2
-#include "kernels/conv2d_direct_body.h"
-#undef VLANES
-#undef VEC
-#undef VTARGET
-#undef VZERO
-#undef VLOADU
-#undef VBCAST
-#undef VFMA
-#undef VSTOREU
-#undef SUFFIX
+#include "kernels/conv2d_direct_body.h" /* undefines the V* macros and SUFFIX */
 
 /* AVX-512F, 16 lanes. */
 #define VLANES 16
@@ -162,16 +153,7 @@ static void pad_image(float *xp, const float *x, const relate_conv2d_dims *d, co
 #define VFMA(a, b, c) _mm512_fmadd_ps(a, b, c)
 #define VSTOREU(p, v) _mm512_storeu_ps(p, v)
 #define SUFFIX(name) name##_avx512
-#include "kernels/conv2d_direct_body.h"
-#undef VLANES
-#undef VEC
-#undef VTARGET
-#undef VZERO
-#undef VLOADU
-#undef VBCAST
-#undef VFMA
-#undef VSTOREU
-#undef SUFFIX
+#include "kernels/conv2d_direct_body.h" /* undefines the V* macros and SUFFIX */
 
 __attribute__((target("avx2,fma"))) static inline float hsum_avx2(__m256 v)
 {

@@ -4,7 +4,8 @@
  *
  * The includer defines VLANES, VEC, VTARGET (a target attribute string), the operations
  * VZERO(), VLOADU(p), VBCAST(p), VFMA(a, b, c) = a * b + c fused, VSTOREU(p, v), and
- * SUFFIX(name), which names this instance's functions. */
+ * SUFFIX(name), which names this instance's functions; the end of this file undefines them all,
+ * so the next instance starts clean. */
 
 #define DB_INLINE static inline __attribute__((always_inline, target(VTARGET)))
 #define DB_FUNC static __attribute__((target(VTARGET)))
@@ -70,3 +71,12 @@ DB_FUNC void SUFFIX(forward_image)(float *y, const float *xp, const float *w, co
 
 #undef DB_INLINE
 #undef DB_FUNC
+#undef VLANES
+#undef VEC
+#undef VTARGET
+#undef VZERO
+#undef VLOADU
+#undef VBCAST
+#undef VFMA
+#undef VSTOREU
+#undef SUFFIX

@@ -8,10 +8,9 @@
 #include "relate/stage2.h"
 #include "relate/train.h"
 
-/* A no-gradient graph and an in-order loader over the whole split. */
-static relate_status open_pass(relate_loader **ld, relate_graph **g, const relate_split *split,
-                               const relate_dataset_info *info, relate_pipeline pipeline, int batch_size,
-                               relate_error *err)
+/* An in-order loader over the whole split, its epoch started. */
+static relate_status open_in_order(relate_loader **ld, const relate_split *split, const relate_dataset_info *info,
+                                   relate_pipeline pipeline, int batch_size, relate_error *err)
 {
     relate_loader_config lc = relate_loader_defaults(split, info, pipeline);
     lc.batch_size = batch_size;
@@ -19,11 +18,6 @@ static relate_status open_pass(relate_loader **ld, relate_graph **g, const relat
     lc.drop_last = false;
     if (relate_loader_create(ld, &lc, err) != RELATE_OK)
         return err->code;
-    if (!(*g = relate_graph_create())) {
-        relate_loader_destroy(*ld);
-        return relate_error_set(err, RELATE_ERR_NOMEM, "out of memory");
-    }
-    relate_graph_set_grad_enabled(*g, false);
     relate_loader_start_epoch(*ld, 0);
     return RELATE_OK;
 }
@@ -62,14 +56,9 @@ static relate_status extract_range(relate_backbone *bb, const relate_split *spli
     if (count == 0)
         return RELATE_OK;
     const relate_split part = relate_split_range(split, first, count);
-    relate_loader_config lc = relate_loader_defaults(&part, info, pipeline);
-    lc.batch_size = batch_size;
-    lc.shuffle = false;
-    lc.drop_last = false;
     relate_loader *ld;
-    if (relate_loader_create(&ld, &lc, err) != RELATE_OK)
+    if (open_in_order(&ld, &part, info, pipeline, batch_size, err) != RELATE_OK)
         return err->code;
-    relate_loader_start_epoch(ld, 0);
     const relate_status st = relate_loader_features(bb, ld, first, out, err);
     relate_loader_destroy(ld);
     return st;
@@ -154,9 +143,14 @@ relate_status relate_evaluate(relate_backbone *bb, relate_linear_layer *cls, con
     if (relate_dist_size() > 1)
         return evaluate_shared(bb, cls, split, info, batch_size, loss, accuracy, err);
     relate_loader *ld;
-    relate_graph *g;
-    if (open_pass(&ld, &g, split, info, RELATE_T6, batch_size, err) != RELATE_OK)
+    if (open_in_order(&ld, split, info, RELATE_T6, batch_size, err) != RELATE_OK)
         return err->code;
+    relate_graph *g = relate_graph_create();
+    if (!g) {
+        relate_loader_destroy(ld);
+        return relate_error_set(err, RELATE_ERR_NOMEM, "out of memory");
+    }
+    relate_graph_set_grad_enabled(g, false);
     relate_status st = RELATE_OK;
     double loss_sum = 0.0;
     int64_t correct = 0, total = 0;
