@@ -58,7 +58,7 @@ int main(int argc, char **argv)
             tw = t2 - t1 < tw ? t2 - t1 : tw;
         }
         const int direct = backends[b] == RELATE_CONV_ONEDNN && relate_conv2d_direct_fits(&d);
-        printf("conv %s %s %.3f %.3f\n", relate_conv2d_backend_name(), direct ? relate_conv2d_direct_isa() : "-",
+        printf("conv %s %s %.3f %.3f\n", relate_conv2d_backend_name(), direct ? relate_kernels_isa_name() : "-",
                tf * 1e3, tw * 1e3);
         free(scratch);
     }

@@ -12,7 +12,6 @@
  * Not a general convolution: conv2d.c sends every other shape, and the input gradient (a stem's
  * input is data, which needs none), to oneDNN or to im2col + sgemm. */
 #include <omp.h>
-#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -58,58 +57,18 @@ static direct_geom geometry(const relate_conv2d_dims *d, int lanes)
     return g;
 }
 
-/* The instruction set the kernels run with: the best the CPU has, unless capped (tests, and
- * RELATE_ISA=avx2 in the environment, which makes an AVX-512 machine compute what an AVX2 one
- * does). 0: neither (the shape goes to oneDNN). */
-enum { ISA_NONE = 0, ISA_AVX2 = 1, ISA_AVX512 = 2 };
-static atomic_int g_isa_cap = -1; /* -1: not read yet */
-
-static int cpu_isa(void)
-{
-#if DIRECT_X86
-    if (__builtin_cpu_supports("avx512f"))
-        return ISA_AVX512;
-    if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma"))
-        return ISA_AVX2;
-#endif
-    return ISA_NONE;
-}
-
+/* The instruction set the kernels run with (cpu_isa.c): only x86 builds have them. */
 static int active_isa(void)
 {
-    int cap = atomic_load(&g_isa_cap);
-    if (cap < 0) {
-        const char *v = getenv("RELATE_ISA");
-        cap = v && strcmp(v, "avx2") == 0 ? ISA_AVX2 : ISA_AVX512;
-        atomic_store(&g_isa_cap, cap);
-    }
-    const int have = cpu_isa();
-    return have < cap ? have : cap;
+    return DIRECT_X86 ? (int)relate_kernels_isa() : RELATE_ISA_NONE;
 }
 
-const char *relate_conv2d_direct_isa(void)
-{
-    static const char *const names[] = {"none", "avx2", "avx512"};
-    return names[active_isa()];
-}
-
-int relate_conv2d_direct_cap_isa(const char *isa)
-{
-    if (strcmp(isa, "avx2") == 0)
-        atomic_store(&g_isa_cap, ISA_AVX2);
-    else if (strcmp(isa, "avx512") == 0)
-        atomic_store(&g_isa_cap, ISA_AVX512);
-    else
-        return -1;
-    return 0;
-}
-
-static int lanes_of(int isa) { return isa == ISA_AVX512 ? 16 : 8; }
+static int lanes_of(int isa) { return isa == RELATE_ISA_AVX512 ? 16 : 8; }
 
 int relate_conv2d_direct_fits(const relate_conv2d_dims *d)
 {
     return d->kh == 3 && d->kw == 3 && d->stride == 1 && d->pad == 1 && d->c >= 1 && d->c <= 4 &&
-           d->o >= OC_BLOCK && d->o % OC_BLOCK == 0 && d->w <= 4096 && active_isa() != ISA_NONE;
+           d->o >= OC_BLOCK && d->o % OC_BLOCK == 0 && d->w <= 4096 && active_isa() != RELATE_ISA_NONE;
 }
 
 size_t relate_conv2d_direct_scratch_floats(const relate_conv2d_dims *d, int nthreads)
@@ -220,7 +179,7 @@ int relate_conv2d_direct_forward(float *y, const float *x, const float *w, const
 #pragma omp for schedule(static)
         for (int i = 0; i < d->n; i++) {
             pad_image(xp, x + (size_t)i * in_img, d, &g);
-            if (isa == ISA_AVX512)
+            if (isa == RELATE_ISA_AVX512)
                 forward_image_avx512(y + (size_t)i * out_img, xp, w, d, &g, rows);
             else
                 forward_image_avx2(y + (size_t)i * out_img, xp, w, d, &g, rows);

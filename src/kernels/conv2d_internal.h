@@ -25,11 +25,8 @@ void relate_conv2d_onednn_clear_cache(void);
  * relate_get_threads() threads at the call. Each call returns -1, doing nothing, when the shape
  * or the CPU does not fit. The weight gradient adds into dw; there is no input gradient. */
 int relate_conv2d_direct_fits(const relate_conv2d_dims *d);
-/* The instruction set it runs with: "avx512", "avx2" or "none". The best the CPU has, capped by
- * RELATE_ISA=avx2 in the environment or by cap_isa ("avx2" or "avx512"; -1 for another name).
- * Only the forward has an AVX-512 version, which gives the same bits as the AVX2 one. */
-const char *relate_conv2d_direct_isa(void);
-int relate_conv2d_direct_cap_isa(const char *isa);
+/* It runs with relate_kernels_isa(); only the forward has an AVX-512 version, which gives the
+ * same bits as the AVX2 one. */
 size_t relate_conv2d_direct_scratch_floats(const relate_conv2d_dims *d, int nthreads);
 int relate_conv2d_direct_forward(float *y, const float *x, const float *w, const relate_conv2d_dims *d,
                                  float *scratch);

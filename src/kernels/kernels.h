@@ -19,6 +19,16 @@
 #include <stddef.h>
 #include <stdint.h>
 
+/* ---------------------------------------------------------------- instruction set (cpu_isa.c) */
+/* The vector instruction set of relate's own kernels that have more than one build: the best
+ * the CPU has (AVX-512 means F+VL+BW+DQ), capped by RELATE_ISA=avx2 in the environment or by
+ * relate_kernels_cap_isa ("avx2" or "avx512"; -1 for another name), which makes an AVX-512
+ * machine compute what an AVX2 one does. Each kernel says whether its builds agree to the bit. */
+typedef enum relate_isa { RELATE_ISA_NONE = 0, RELATE_ISA_AVX2 = 1, RELATE_ISA_AVX512 = 2 } relate_isa;
+relate_isa relate_kernels_isa(void);
+const char *relate_kernels_isa_name(void); /* "avx512", "avx2" or "none" */
+int relate_kernels_cap_isa(const char *isa);
+
 /* ---------------------------------------------------------------- convolution (no bias) */
 /* torch.nn.functional.conv2d(x, w, stride=stride, padding=pad), zero padding. */
 typedef struct relate_conv2d_dims {

@@ -392,16 +392,16 @@ static void test_conv_direct(void)
         relate_set_threads(2);
         relate_conv2d_set_backend(RELATE_CONV_ONEDNN);
         float *scratch = falloc(relate_conv2d_scratch_floats(&d, relate_get_threads()));
-        CHECK(relate_conv2d_direct_cap_isa("avx2") == 0 && strcmp(relate_conv2d_direct_isa(), "avx2") == 0);
+        CHECK(relate_kernels_cap_isa("avx2") == 0 && strcmp(relate_kernels_isa_name(), "avx2") == 0);
         relate_conv2d_forward(y1, x, w, &d, scratch);
-        CHECK(relate_conv2d_direct_cap_isa("avx512") == 0);
+        CHECK(relate_kernels_cap_isa("avx512") == 0);
         relate_conv2d_forward(yr, x, w, &d, scratch);
         CHECK_MSG(memcmp(y1, yr, ny * sizeof(float)) == 0, "conv2d direct n%d c%d %dx%d o%d: %s forward differs from avx2",
-                  d.n, d.c, d.h, d.w, d.o, relate_conv2d_direct_isa());
+                  d.n, d.c, d.h, d.w, d.o, relate_kernels_isa_name());
         free(scratch);
         free(x), free(w), free(dy), free(gw0), free(yr), free(gwr), free(y1), free(gw1);
     }
-    CHECK(relate_conv2d_direct_cap_isa("sse") == -1);
+    CHECK(relate_kernels_cap_isa("sse") == -1);
     /* Refused: stride 2, pad 0, 5 input channels, outputs not a multiple of 4, a 5x5 kernel. */
     static const int refused[][9] = {
         {2, 3, 8, 8, 8, 3, 3, 2, 1}, {2, 3, 8, 8, 8, 3, 3, 1, 0}, {2, 5, 8, 8, 8, 3, 3, 1, 1},

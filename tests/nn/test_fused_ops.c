@@ -5,9 +5,11 @@
  * head, pairs that share view rows (the scatter of the backward pass).
  * Not a speed test: bench/run_suite.sh measures what the fusion buys. */
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "kernels/kernels.h"
 #include "relate/graph.h"
 #include "test_util.h"
 
@@ -243,10 +245,13 @@ static void check_relation_head(void)
     }
 }
 
-/* The fused head's results do not depend on the thread count: its statistics are reduced over
- * fixed chunks in chunk order, and its scatter gives each thread a span of columns whose every
- * element is updated in pair order. Every gradient, bit for bit, at 1, 2, 3 and 5 threads: 43
- * columns make one span at 1 thread, spans of 32 + 11 at 2, and 16 + 16 + 11 at 3 and 5. */
+/* The fused head's results depend neither on the thread count nor on the instruction set: its
+ * statistics are reduced over fixed chunks in chunk order, its scatter gives each thread a span
+ * of columns whose every element is updated in pair order, and its AVX2 and AVX-512 builds
+ * (relation_head_body.h) sum in the same order. The logits and every gradient, bit for bit, at
+ * 1, 2, 3 and 5 threads with each instruction set: 43 columns (five whole eights and a tail for
+ * the logits' lanes) make one span at 1 thread, spans of 32 + 11 at 2, and 16 + 16 + 11 at 3 and
+ * 5. On a CPU without AVX-512 both sets run the AVX2 build, and the test says so. */
 static void check_relation_head_threads(void)
 {
     g_rows = 40;
@@ -266,28 +271,40 @@ static void check_relation_head_threads(void)
     add_input(&in, "b2", 1, (int64_t[]){1});
     finalize(&in, 91, (const float[]){0.5f, -0.2f, 0.1f, 1.0f, 0.0f, 0.0f, 0.0f});
     static const int counts[] = {1, 2, 3, 5};
-    float *first[MAXP] = {0};
-    for (size_t k = 0; k < sizeof counts / sizeof counts[0]; k++) {
-        relate_set_threads(counts[k]);
+    static const char *const isas[] = {"avx2", "avx512"};
+    float *first[MAXP] = {0}, first_logits[40];
+    for (size_t k = 0; k < 2 * sizeof counts / sizeof counts[0]; k++) {
+        const int threads = counts[k % 4];
+        const char *isa = isas[k / 4];
+        CHECK(relate_kernels_cap_isa(isa) == 0);
+        relate_set_threads(threads);
         relate_params_zero_grad(&in.store);
         relate_graph *g = relate_graph_create();
         relate_tensor *t[MAXP];
         for (int i = 0; i < in.np; i++)
             t[i] = relate_param_tensor(g, in.p[i]);
-        relate_tensor *l = project(g, build_head(g, t, &in, 1));
+        relate_tensor *y = build_head(g, t, &in, 1);
+        relate_tensor *l = project(g, y);
         CHECK(l && relate_graph_backward(g, l) == RELATE_OK);
+        if (k == 0)
+            memcpy(first_logits, y->data, sizeof first_logits);
+        else
+            CHECK_MSG(memcmp(first_logits, y->data, sizeof first_logits) == 0,
+                      "relation head: logits differ at %d threads, %s", threads, relate_kernels_isa_name());
         for (int i = 0; i < in.np; i++) {
             const size_t bytes = (size_t)in.p[i]->numel * sizeof(float);
             if (!first[i]) {
                 first[i] = malloc(bytes);
                 memcpy(first[i], in.p[i]->grad, bytes);
             } else {
-                CHECK_MSG(memcmp(first[i], in.p[i]->grad, bytes) == 0, "relation head: d/d %s differs at %d threads",
-                          in.p[i]->name, counts[k]);
+                CHECK_MSG(memcmp(first[i], in.p[i]->grad, bytes) == 0, "relation head: d/d %s differs at %d threads, %s",
+                          in.p[i]->name, threads, relate_kernels_isa_name());
             }
         }
         relate_graph_destroy(g);
     }
+    if (strcmp(relate_kernels_isa_name(), "avx512") != 0)
+        printf("note: this CPU has no AVX-512; the relation head's AVX-512 build was not compared\n");
     relate_set_threads(2);
     for (int i = 0; i < in.np; i++)
         free(first[i]);
