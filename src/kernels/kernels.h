@@ -147,7 +147,10 @@ int relate_batchnorm_backward_train_sync(float *dx, float *dgamma, float *dbeta,
 int relate_bn_relu_pool2_forward_train(float *y, float *saved_mean, float *saved_invstd, const float *x,
                                        const float *gamma, const float *beta, float *running_mean,
                                        float *running_var, int n, int c, int h, int w, float momentum, float eps);
-/* dx is added to, or stored without being read when dx_store. */
+/* dx is added to, or stored without being read when dx_store. Some widths take block paths (8
+ * columns at a time; the backward's never stores dz); relate_bn_relu_pool2_use_blocks(false)
+ * sends every shape through the general loops (for tests: both give the same bits). */
+void relate_bn_relu_pool2_use_blocks(bool on);
 int relate_bn_relu_pool2_backward_train(float *dx, float *dgamma, float *dbeta, const float *dy, const float *x,
                                         const float *saved_mean, const float *saved_invstd, const float *gamma,
                                         const float *beta, int n, int c, int h, int w, bool dx_store);

@@ -6,7 +6,8 @@
  * (a NaN read would turn up in the result). Adding still adds. Covered: the fused batch norm
  * (plain, with ReLU, with residual + ReLU, storing dx, dresidual or both) and conv4's
  * BN + ReLU + AvgPool2d(2, 2), including odd sizes whose last row and column are outside the
- * pooling windows; the convolution on both backends (oneDNN's blocked layouts, where the output
+ * pooling windows, and its block path against its general one, bit for bit; the convolution on
+ * both backends (oneDNN's blocked layouts, where the output
  * goes through a reorder, and its plain ones; im2col + sgemm), strides 1 and 2, dw alongside. */
 #include <math.h>
 #include <stdlib.h>
@@ -95,7 +96,32 @@ static void check_bn_relu_pool2(int n, int c, int h, int w)
                                               true) == 0);
     CHECK_MSG(same_bits(dx_add, dx_st, total), "bn_relu_pool2 n=%d c=%d %dx%d: stored dx differs", n, c, h, w);
     CHECK(same_bits(dg_add, dg_st, (size_t)c) && same_bits(db_add, db_st, (size_t)c));
-    free(x), free(dy), free(gamma), free(beta), free(dx_add), free(dx_st);
+    /* Widths 4 and multiples of 8 (with an even height) take the block path, which never stores
+     * dz; the general path must give the same bits. */
+    float *dx_gen = constant(total, NAN), dg_gen[16] = {0}, db_gen[16] = {0};
+    CHECK(dx_gen != NULL);
+    relate_bn_relu_pool2_use_blocks(false);
+    CHECK(relate_bn_relu_pool2_backward_train(dx_gen, dg_gen, db_gen, dy, x, mean, invstd, gamma, beta, n, c, h, w,
+                                              true) == 0);
+    /* The forward too (multiples of 8 pool 8 columns at a time): outputs and statistics. */
+    float *y_gen = constant(pooled, NAN), *y_blk = constant(pooled, NAN);
+    float st[2][4][16] = {{{0}}};
+    CHECK(y_gen && y_blk);
+    for (int blk = 0; blk <= 1; blk++) {
+        relate_bn_relu_pool2_use_blocks(blk);
+        for (int k = 0; k < 16; k++)
+            st[blk][2][k] = 0.0f, st[blk][3][k] = 1.0f;
+        CHECK(relate_bn_relu_pool2_forward_train(blk ? y_blk : y_gen, st[blk][0], st[blk][1], x, gamma, beta,
+                                                 st[blk][2], st[blk][3], n, c, h, w, 0.1f, 1e-5f) == 0);
+    }
+    CHECK_MSG(same_bits(y_gen, y_blk, pooled) && same_bits(&st[0][0][0], &st[1][0][0], 4 * 16),
+              "bn_relu_pool2 forward n=%d c=%d %dx%d: the block and general paths differ", n, c, h, w);
+    free(y_gen), free(y_blk);
+    relate_bn_relu_pool2_use_blocks(true);
+    CHECK_MSG(same_bits(dx_gen, dx_st, total) && same_bits(dg_gen, dg_st, (size_t)c) &&
+                  same_bits(db_gen, db_st, (size_t)c),
+              "bn_relu_pool2 n=%d c=%d %dx%d: the block and general paths differ", n, c, h, w);
+    free(x), free(dy), free(gamma), free(beta), free(dx_add), free(dx_st), free(dx_gen);
 }
 
 static void check_conv(relate_conv_backend backend, int n, int c, int h, int o, int k, int stride, int pad)
@@ -140,6 +166,10 @@ int main(void)
     check_bn_relu_pool2(3, 4, 8, 8);
     check_bn_relu_pool2(2, 3, 7, 9);
     check_bn_relu_pool2(4, 16, 32, 32);
+    check_bn_relu_pool2(5, 6, 4, 4);
+    check_bn_relu_pool2(3, 2, 6, 24);
+    check_bn_relu_pool2(2, 9, 16, 16);
+    check_bn_relu_pool2(2, 3, 5, 8); /* odd height: the general path */
     const relate_conv_backend env_backend = relate_conv2d_get_backend();
     static const relate_conv_backend backends[] = {RELATE_CONV_ONEDNN, RELATE_CONV_BLAS};
     for (int b = 0; b < 2; b++) {
