@@ -211,43 +211,24 @@ void relate_batchnorm_backward_train_ep(float *dx, float *dgamma, float *dbeta, 
                 s[k] = dp[k] = 0;
             for (int i = 0; i < n; i++) {
                 const size_t boff = ((size_t)i * c + b0) * hw;
-                if (i + 1 < n) {
-                    prefetch_block(x + boff + next, blk);
-                    prefetch_block(dy + boff + next, blk);
-                    if (relu_y)
-                        prefetch_block(relu_y + boff + next, blk);
-                }
+                if (i + 1 < n)
+                    prefetch_next_blocks(x, dy, relu_y, boff + next, blk);
                 for (int k = 0; k < bw; k++) {
                     const size_t off = boff + (size_t)k * hw;
                     plane_grad_sums(&s[k], &dp[k], dy + off, relu_y ? relu_y + off : NULL, x + off,
                                     saved_mean[b0 + k], hw);
                 }
             }
-            /* dx = gamma*invstd/m * (m*dy - sum(dy) - xhat*sum(dy*xhat)), regrouped as PyTorch
-             * does: ((dy - sum/m) - (x - mean) * dotp*invstd^2/m) * invstd*gamma. */
             float gm[BN_BLOCK], k2[BN_BLOCK], sc[BN_BLOCK];
-            for (int k = 0; k < bw; k++) {
-                const int ch = b0 + k;
-                const double inv = saved_invstd[ch];
-                if (dgamma)
-                    dgamma[ch] += (float)(dp[k] * inv);
-                if (dbeta)
-                    dbeta[ch] += (float)s[k];
-                gm[k] = (float)(s[k] / m);
-                k2[k] = (float)(dp[k] * inv * inv / m);
-                sc[k] = saved_invstd[ch] * gamma_of(gamma, ch);
-            }
+            for (int k = 0; k < bw; k++)
+                backward_coefficients(s[k], dp[k], m, b0 + k, saved_invstd, gamma, dgamma, dbeta, &gm[k], &k2[k],
+                                      &sc[k]);
             if (!dx && !dresidual)
                 continue;
             for (int i = 0; i < n; i++) {
                 const size_t boff = ((size_t)i * c + b0) * hw;
-                if (i + 1 < n) {
-                    if (dx)
-                        prefetch_block(x + boff + next, blk);
-                    prefetch_block(dy + boff + next, blk);
-                    if (relu_y)
-                        prefetch_block(relu_y + boff + next, blk);
-                }
+                if (i + 1 < n)
+                    prefetch_next_blocks(dx ? x : NULL, dy, relu_y, boff + next, blk);
                 for (int k = 0; k < bw; k++) {
                     const size_t off = boff + (size_t)k * hw;
                     const float *gr = dy + off, *yr = relu_y ? relu_y + off : NULL;

@@ -206,6 +206,35 @@ static inline void range_affine(float *y, const float *x, int n, int c, int hw, 
     }
 }
 
+/* A channel's backward results from its two sums s = sum(dz), dp = sum((x - mean) dz) over m
+ * values: dgamma and dbeta added (either may be NULL), and the float coefficients of
+ * dx = ((dz - gm) - (x - mean) * k) * sc, PyTorch's grouping of
+ * gamma*invstd/m * (m*dz - sum(dz) - xhat*sum(dz*xhat)). */
+static inline void backward_coefficients(double s, double dp, double m, int ch, const float *saved_invstd,
+                                         const float *gamma, float *dgamma, float *dbeta, float *gm, float *k,
+                                         float *sc)
+{
+    const double inv = saved_invstd[ch];
+    if (dgamma)
+        dgamma[ch] += (float)(dp * inv);
+    if (dbeta)
+        dbeta[ch] += (float)s;
+    *gm = (float)(s / m);
+    *k = (float)(dp * inv * inv / m);
+    *sc = saved_invstd[ch] * gamma_of(gamma, ch);
+}
+
+/* Prefetches the start of the next image's block of each given tensor (NULL: none). */
+static inline void prefetch_next_blocks(const float *a, const float *b, const float *c, size_t off, size_t blk)
+{
+    if (a)
+        prefetch_block(a + off, blk);
+    if (b)
+        prefetch_block(b + off, blk);
+    if (c)
+        prefetch_block(c + off, blk);
+}
+
 /* One plane's share of sum(dz) and sum((x - mean) * dz), dz = dy, or dy masked by y > 0 when
  * relu_y is given (the fused epilogue's ReLU, recomputed instead of stored). */
 static inline void plane_grad_sums(double *s_io, double *dp_io, const float *gr, const float *yr, const float *xr,

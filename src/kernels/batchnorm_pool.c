@@ -54,6 +54,7 @@ int relate_bn_relu_pool2_forward_train(float *y, float *saved_mean, float *saved
 {
     const int hw = h * w, ho = h / 2, wo = w / 2;
     const double m = (double)n * hw;
+    const bn_coef co = {saved_mean, saved_invstd, NULL, 0.0f, gamma, beta};
     /* Widths that are a multiple of 8 pool 8 columns at a time (pool8); others normalise two
      * rows into an L1-resident copy and pool from it. The same bits either way. */
     const bool blocks = w % 8 == 0 && !atomic_load_explicit(&g_blocks_off, memory_order_relaxed);
@@ -77,8 +78,7 @@ int relate_bn_relu_pool2_forward_train(float *y, float *saved_mean, float *saved
                 const int ch = c0 + k;
                 relate_bn_finish_channel(mean[k], var[k], m, ch, saved_mean, saved_invstd, running_mean, running_var,
                                          momentum, eps);
-                alpha[k] = saved_invstd[ch] * gamma_of(gamma, ch);
-                shift[k] = beta_of(beta, ch) - saved_mean[ch] * alpha[k];
+                coef_of(&co, ch, &alpha[k], &shift[k]);
             }
             for (int i = 0; i < n; i++) {
                 const float *xb = x + ((size_t)i * c + c0) * hw;
@@ -257,6 +257,7 @@ int relate_bn_relu_pool2_backward_train(float *dx, float *dgamma, float *dbeta, 
         return 0;
     const int hw = h * w, ho = h / 2, wo = w / 2;
     const double m = (double)n * hw;
+    const bn_coef co = {saved_mean, saved_invstd, NULL, 0.0f, gamma, beta};
     const bool blocks = blocks_fit(h, w);
     int failed = 0;
 #pragma omp parallel if ((size_t)n * c * hw >= BN_PAR_MIN) reduction(| : failed)
@@ -276,8 +277,7 @@ int relate_bn_relu_pool2_backward_train(float *dx, float *dgamma, float *dbeta, 
             for (int k = 0; k < cw; k++) {
                 const int ch = c0 + k;
                 s[k] = dp[k] = 0;
-                alpha[k] = saved_invstd[ch] * gamma_of(gamma, ch);
-                shift[k] = beta_of(beta, ch) - saved_mean[ch] * alpha[k];
+                coef_of(&co, ch, &alpha[k], &shift[k]);
             }
             for (int i = 0; i < n; i++) {
                 const float *xb = x + ((size_t)i * c + c0) * hw;
@@ -293,17 +293,9 @@ int relate_bn_relu_pool2_backward_train(float *dx, float *dgamma, float *dbeta, 
                     plane_dz_sums(&s[k], &dp[k], dz, xr, saved_mean[c0 + k], hw);
                 }
             }
-            for (int k = 0; k < cw; k++) {
-                const int ch = c0 + k;
-                const double inv = saved_invstd[ch];
-                if (dgamma)
-                    dgamma[ch] += (float)(dp[k] * inv);
-                if (dbeta)
-                    dbeta[ch] += (float)s[k];
-                gm[k] = (float)(s[k] / m);
-                kk[k] = (float)(dp[k] * inv * inv / m);
-                sc[k] = saved_invstd[ch] * gamma_of(gamma, ch);
-            }
+            for (int k = 0; k < cw; k++)
+                backward_coefficients(s[k], dp[k], m, c0 + k, saved_invstd, gamma, dgamma, dbeta, &gm[k], &kk[k],
+                                      &sc[k]);
             for (int i = 0; dx && i < n; i++) {
                 const size_t boff = ((size_t)i * c + c0) * hw;
                 if (i + 1 < n)
