@@ -211,8 +211,14 @@ void relate_batchnorm_backward_train_ep(float *dx, float *dgamma, float *dbeta, 
                 s[k] = dp[k] = 0;
             for (int i = 0; i < n; i++) {
                 const size_t boff = ((size_t)i * c + b0) * hw;
-                if (i + 1 < n)
-                    prefetch_next_blocks(x, dy, relu_y, boff + next, blk);
+                /* Written out: through a helper that tests its pointers for NULL, gcc 12 dropped
+                 * every prefetch of this loop (objdump; see prefetch_plane). */
+                if (i + 1 < n) {
+                    prefetch_block(x + boff + next, blk);
+                    prefetch_block(dy + boff + next, blk);
+                    if (relu_y)
+                        prefetch_block(relu_y + boff + next, blk);
+                }
                 for (int k = 0; k < bw; k++) {
                     const size_t off = boff + (size_t)k * hw;
                     plane_grad_sums(&s[k], &dp[k], dy + off, relu_y ? relu_y + off : NULL, x + off,
@@ -227,8 +233,13 @@ void relate_batchnorm_backward_train_ep(float *dx, float *dgamma, float *dbeta, 
                 continue;
             for (int i = 0; i < n; i++) {
                 const size_t boff = ((size_t)i * c + b0) * hw;
-                if (i + 1 < n)
-                    prefetch_next_blocks(dx ? x : NULL, dy, relu_y, boff + next, blk);
+                if (i + 1 < n) {
+                    if (dx)
+                        prefetch_block(x + boff + next, blk);
+                    prefetch_block(dy + boff + next, blk);
+                    if (relu_y)
+                        prefetch_block(relu_y + boff + next, blk);
+                }
                 for (int k = 0; k < bw; k++) {
                     const size_t off = boff + (size_t)k * hw;
                     const float *gr = dy + off, *yr = relu_y ? relu_y + off : NULL;

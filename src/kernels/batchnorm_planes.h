@@ -143,7 +143,7 @@ static inline void range_stats(const float *x, int n, int c, int hw, int c0, int
 /* As PyTorch's CPU kernel: y = x * alpha + beta', alpha = invstd * gamma, beta' = beta - mean * alpha,
  * all in float; then the optional epilogue while the row is in cache. */
 static inline void affine_channel(float *y, const float *x, int n, int c, int hw, int ch, float alpha,
-                           float shift, const relate_bn_epilogue *ep)
+                                  float shift, const relate_bn_epilogue *ep)
 {
     for (int i = 0; i < n; i++) {
         const size_t off = ((size_t)i * c + ch) * hw;
@@ -180,8 +180,8 @@ static inline void coef_of(const bn_coef *co, int ch, float *alpha, float *shift
 
 /* y = x * alpha + shift for channels [c0, c1), images in the outer loop (see my_channels), then
  * the optional epilogue while the plane is in cache. */
-static inline void range_affine(float *y, const float *x, int n, int c, int hw, int c0, int c1, const bn_coef *co,
-                         const relate_bn_epilogue *ep)
+static inline void range_affine(float *y, const float *x, int n, int c, int hw, int c0, int c1,
+                                const bn_coef *co, const relate_bn_epilogue *ep)
 {
     const size_t blk = (size_t)(c1 - c0) * hw, next = (size_t)c * hw;
     for (int i = 0; i < n; i++) {
@@ -222,17 +222,6 @@ static inline void backward_coefficients(double s, double dp, double m, int ch, 
     *gm = (float)(s / m);
     *k = (float)(dp * inv * inv / m);
     *sc = saved_invstd[ch] * gamma_of(gamma, ch);
-}
-
-/* Prefetches the start of the next image's block of each given tensor (NULL: none). */
-static inline void prefetch_next_blocks(const float *a, const float *b, const float *c, size_t off, size_t blk)
-{
-    if (a)
-        prefetch_block(a + off, blk);
-    if (b)
-        prefetch_block(b + off, blk);
-    if (c)
-        prefetch_block(c + off, blk);
 }
 
 /* One plane's share of sum(dz) and sum((x - mean) * dz), dz = dy, or dy masked by y > 0 when
@@ -340,8 +329,8 @@ static inline double channel_dev2(const float *x, int n, int c, int hw, int ch, 
 }
 
 /* sum(dz) and sum((x - mean) * dz) of one channel, in double (see plane_grad_sums). */
-static inline void channel_sums(const float *dy, const float *relu_y, const float *x, float mean, int n, int c, int hw,
-                         int ch, double *sum, double *dotp)
+static inline void channel_sums(const float *dy, const float *relu_y, const float *x, float mean, int n, int c,
+                                int hw, int ch, double *sum, double *dotp)
 {
     double s = 0, dp = 0;
     for (int i = 0; i < n; i++) {

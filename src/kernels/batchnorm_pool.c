@@ -41,10 +41,9 @@ static inline void pool8(float *yr, const float *r0, const float *r1, float al, 
     memcpy(&b, r1, sizeof b);
     a = relu8(a * al + sh);
     b = relu8(b * al + sh);
-    const bp_v4sf out = ((((0.0f + __builtin_shufflevector(a, a, 0, 2, 4, 6)) + __builtin_shufflevector(a, a, 1, 3, 5, 7)) +
-                          __builtin_shufflevector(b, b, 0, 2, 4, 6)) +
-                         __builtin_shufflevector(b, b, 1, 3, 5, 7)) /
-                        4.0f;
+    const bp_v4sf a_even = __builtin_shufflevector(a, a, 0, 2, 4, 6), a_odd = __builtin_shufflevector(a, a, 1, 3, 5, 7);
+    const bp_v4sf b_even = __builtin_shufflevector(b, b, 0, 2, 4, 6), b_odd = __builtin_shufflevector(b, b, 1, 3, 5, 7);
+    const bp_v4sf out = ((((0.0f + a_even) + a_odd) + b_even) + b_odd) / 4.0f;
     memcpy(yr, &out, sizeof out);
 }
 
@@ -155,9 +154,11 @@ static inline bool blocks_fit(int h, int w)
     return h % 2 == 0 && (w % 8 == 0 || w == 4) && !atomic_load_explicit(&g_blocks_off, memory_order_relaxed);
 }
 
-/* dz at the 8 floats xb[0..7] of input row pair `oy`, whose pooled gradients start at gq (4 of
- * them for a multiple-of-8 width, 2 for width 4): the forward's ReLU decision, then g / 4. */
-static inline __attribute__((always_inline)) bp_v8sf dz8(const float *xb, const float *gq, int w, float alpha, float shift, bp_v8sf *xv)
+/* dz at the 8 input floats xb[0..7], whose pooled gradients start at gq (4 of them for a
+ * multiple-of-8 width, 2 for width 4): g / 4 where the forward's ReLU passed, else 0. The 8 inputs
+ * are left in *xv for the caller. */
+static inline __attribute__((always_inline)) bp_v8sf dz8(const float *xb, const float *gq, int w, float alpha,
+                                                         float shift, bp_v8sf *xv)
 {
     bp_v4sf q;
     if (w == 4) {
@@ -267,7 +268,8 @@ int relate_bn_relu_pool2_backward_train(float *dx, float *dgamma, float *dbeta, 
         const int cw = c1 - c0;
         /* Per channel: sum(dz) and sum((x - mean) dz) (double), then alpha, shift, gm, k and sc
          * (float); dz of one plane and one spread row of the pooled gradient. */
-        double *s = malloc((2 * (size_t)cw) * sizeof(double) + (5 * (size_t)cw + (size_t)hw + (size_t)w) * sizeof(float));
+        double *s = malloc(2 * (size_t)cw * sizeof(double) +
+                           (5 * (size_t)cw + (size_t)hw + (size_t)w) * sizeof(float));
         if (!s) {
             failed = cw > 0;
         } else if (cw > 0) {

@@ -297,8 +297,9 @@ static void check_relation_head_threads(void)
                 first[i] = malloc(bytes);
                 memcpy(first[i], in.p[i]->grad, bytes);
             } else {
-                CHECK_MSG(memcmp(first[i], in.p[i]->grad, bytes) == 0, "relation head: d/d %s differs at %d threads, %s",
-                          in.p[i]->name, threads, relate_kernels_isa_name());
+                CHECK_MSG(memcmp(first[i], in.p[i]->grad, bytes) == 0,
+                          "relation head: d/d %s differs at %d threads, %s", in.p[i]->name, threads,
+                          relate_kernels_isa_name());
             }
         }
         relate_graph_destroy(g);
