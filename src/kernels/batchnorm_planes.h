@@ -68,6 +68,65 @@ static inline void prefetch_block(const float *p, size_t len)
         __builtin_prefetch(p + k, 0, 2);
 }
 
+/* One cache line into L1. An asm statement on x86: gcc 12 deletes a loop whose only effect is
+ * __builtin_prefetch when it can bound the loop (walk_prefetch's had vanished, objdump). */
+static inline void prefetch_line(const float *p)
+{
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+    __asm__ volatile("prefetcht0 %0" : : "m"(*(const char *)p));
+#else
+    __builtin_prefetch(p, 0, 3);
+#endif
+}
+
+/* A thread's walk over a channel range: n blocks of blk floats (its planes of one image), the
+ * blocks `stride` floats apart. A walk of WALK_MIN_BYTES or more asks, at each plane, for the plane
+ * WALK_AHEAD floats (4 KiB) further on in the walk, across the jumps between images: the hardware
+ * prefetcher stops at each 4 KiB page, and on conv4's first two layers at the headline batch
+ * (32 and 16 MB per thread) the statistics pass ran 25% faster and the pooled backward 7% (the
+ * step 6%). Smaller walks keep prefetch_block at each jump: there the steady prefetch cost more
+ * than it saved (batch norm on resnet32's 8 MB tensors: +8% forward, +40% backward, measured).
+ * Only loads; nothing computed depends on them. */
+#define WALK_AHEAD 1024
+#define WALK_MIN_BYTES ((size_t)16 << 20)
+
+typedef struct bn_walk {
+    const float *base;
+    size_t blk, stride;
+    int n;
+    bool ahead;
+} bn_walk;
+
+static inline bn_walk walk_of(const float *x, int n, int c, int hw, int c0, int c1)
+{
+    const size_t blk = (size_t)(c1 - c0) * hw;
+    return (bn_walk){x + (size_t)c0 * hw, blk, (size_t)c * hw, n, (size_t)n * blk * sizeof(float) >= WALK_MIN_BYTES};
+}
+
+/* The floats [pos, pos + len) of the walk counted from its start; past its end, nothing. */
+static inline void walk_prefetch(const bn_walk *wk, size_t pos, int len)
+{
+    size_t b = pos / wk->blk, off = pos % wk->blk;
+    for (int q = 0; q < len; q += 16, off += 16) {
+        if (off >= wk->blk) {
+            b++;
+            off -= wk->blk;
+        }
+        if (b >= (size_t)wk->n)
+            return;
+        prefetch_line(wk->base + b * wk->stride + off);
+    }
+}
+
+/* Before plane k (hw floats) of image i. */
+static inline void walk_plane(const bn_walk *wk, int i, int k, int hw)
+{
+    if (wk->ahead)
+        walk_prefetch(wk, (size_t)i * wk->blk + (size_t)k * hw + WALK_AHEAD, hw);
+    else if (k == 0 && i + 1 < wk->n)
+        prefetch_block(wk->base + (size_t)(i + 1) * wk->stride, wk->blk);
+}
+
 /* The channels [*c0, *c1) of the calling thread of an `omp parallel` region: the split that
  * `schedule(static)` makes of a loop over channels. Kernels that walk images in the outer loop
  * and this thread's channels in the inner one read each image's planes of those channels as one
@@ -119,24 +178,24 @@ static inline void plane_dz_sums(double *s_io, double *dp_io, const float *dz, c
 static inline void range_stats(const float *x, int n, int c, int hw, int c0, int c1, double *mean, double *var_sum)
 {
     const int cw = c1 - c0;
-    const size_t blk = (size_t)cw * hw;
+    const bn_walk wk = walk_of(x, n, c, hw, c0, c1);
     for (int k = 0; k < cw; k++)
         mean[k] = var_sum[k] = 0;
     for (int i = 0; i < n; i++) {
         const float *xb = x + ((size_t)i * c + c0) * hw;
-        if (i + 1 < n)
-            prefetch_block(xb + (size_t)c * hw, blk);
-        for (int k = 0; k < cw; k++)
+        for (int k = 0; k < cw; k++) {
+            walk_plane(&wk, i, k, hw);
             mean[k] = plane_sum(mean[k], xb + (size_t)k * hw, hw);
+        }
     }
     for (int k = 0; k < cw; k++)
         mean[k] /= (double)n * hw;
     for (int i = 0; i < n; i++) {
         const float *xb = x + ((size_t)i * c + c0) * hw;
-        if (i + 1 < n)
-            prefetch_block(xb + (size_t)c * hw, blk);
-        for (int k = 0; k < cw; k++)
+        for (int k = 0; k < cw; k++) {
+            walk_plane(&wk, i, k, hw);
             var_sum[k] = plane_dev2(var_sum[k], xb + (size_t)k * hw, hw, mean[k]);
+        }
     }
 }
 

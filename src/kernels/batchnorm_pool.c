@@ -281,11 +281,11 @@ int relate_bn_relu_pool2_backward_train(float *dx, float *dgamma, float *dbeta, 
                 s[k] = dp[k] = 0;
                 coef_of(&co, ch, &alpha[k], &shift[k]);
             }
+            const bn_walk wk = walk_of(x, n, c, hw, c0, c1);
             for (int i = 0; i < n; i++) {
                 const float *xb = x + ((size_t)i * c + c0) * hw;
-                if (i + 1 < n)
-                    prefetch_block(xb + (size_t)c * hw, (size_t)cw * hw);
                 for (int k = 0; k < cw; k++) {
+                    walk_plane(&wk, i, k, hw);
                     const float *xr = xb + (size_t)k * hw, *gp = dy + ((size_t)i * c + c0 + k) * ho * wo;
                     if (blocks) {
                         blocks_sums(&s[k], &dp[k], xr, gp, alpha[k], shift[k], saved_mean[c0 + k], h, w);
@@ -300,9 +300,8 @@ int relate_bn_relu_pool2_backward_train(float *dx, float *dgamma, float *dbeta, 
                                       &sc[k]);
             for (int i = 0; dx && i < n; i++) {
                 const size_t boff = ((size_t)i * c + c0) * hw;
-                if (i + 1 < n)
-                    prefetch_block(x + boff + (size_t)c * hw, (size_t)cw * hw);
                 for (int k = 0; k < cw; k++) {
+                    walk_plane(&wk, i, k, hw);
                     const float *xr = x + boff + (size_t)k * hw;
                     float *dr = dx + boff + (size_t)k * hw;
                     const float mean = saved_mean[c0 + k], g_m = gm[k], kq = kk[k], scq = sc[k];
