@@ -127,6 +127,16 @@ relate_tensor *relate_batch_norm_act(relate_graph *g, relate_tensor *x, relate_t
 relate_tensor *relate_batch_norm_relu_pool2(relate_graph *g, relate_tensor *x, relate_tensor *gamma,
                                             relate_tensor *beta, float *running_mean, float *running_var,
                                             int64_t *num_batches_tracked, float momentum, float eps);
+/* relate_batch_norm_relu_pool2(relate_conv2d(x, w, stride, pad), ...) in one op for an image stem,
+ * whose input needs no gradient: the backward pass makes batch norm's input gradient one image
+ * at a time and hands it straight to the convolution's weight gradient, so that gradient (as
+ * large as the convolution's output) is never stored. Fused where relate's direct stem kernel
+ * runs the shape; elsewhere, and without gradients or with synchronised batch norm, the composed
+ * ops. The same bits either way. */
+relate_tensor *relate_conv2d_bn_relu_pool2(relate_graph *g, relate_tensor *x, relate_tensor *w, int stride, int pad,
+                                           relate_tensor *gamma, relate_tensor *beta, float *running_mean,
+                                           float *running_var, int64_t *num_batches_tracked, float momentum,
+                                           float eps);
 /* relate_conv2d(relate_relu(relate_batch_norm(x, training = true)), w, stride, pad) in one op that
  * does not keep the batch norm's output: it lives in the step's workspace while the convolution
  * runs, and the backward pass recomputes it from x and the saved statistics (the same float

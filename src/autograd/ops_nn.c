@@ -370,6 +370,124 @@ relate_tensor *relate_bn_relu_conv2d(relate_graph *g, relate_tensor *x, relate_t
     return b.z;
 }
 
+/* ------------------------------------------------------------------ stem conv + batch norm + ReLU + 2x2 pool */
+typedef struct {
+    relate_tensor *x, *w, *gamma, *beta, *y;
+    float *z; /* the convolution's output [n, o, h, w]: batch norm's input, kept for the backward */
+    relate_conv2d_dims d;
+    float *mean, *invstd;
+} convpool_ctx;
+
+/* What the stem's weight gradient asks for, image by image: dz, batch norm's input gradient. */
+typedef struct {
+    const float *z, *dy, *coef, *mean;
+    int c, h, w;
+} convpool_dz_ctx;
+
+static void convpool_dz_image(float *dz_image, float *tmp, int i, void *p)
+{
+    const convpool_dz_ctx *k = p;
+    const size_t img = (size_t)k->c * k->h * k->w, pooled = (size_t)k->c * (k->h / 2) * (k->w / 2);
+    relate_bn_relu_pool2_dx_image(dz_image, tmp, k->z + (size_t)i * img, k->dy + (size_t)i * pooled, k->coef,
+                                  k->mean, k->c, k->h, k->w);
+}
+
+static size_t convpool_tmp(const relate_conv2d_dims *d) { return (size_t)d->ho * d->wo + (size_t)d->wo; }
+
+static void convpool_backward(relate_graph *g, void *p)
+{
+    convpool_ctx *b = p;
+    if (!b->y->grad)
+        return;
+    const relate_conv2d_dims *d = &b->d;
+    float *dw = relate_grad_of(g, b->w), *dg = relate_grad_of(g, b->gamma), *db = relate_grad_of(g, b->beta);
+    if (!dw && !dg && !db)
+        return;
+    const size_t ncoef = bnconv_region(5 * (size_t)d->o), tmp = convpool_tmp(d);
+    const size_t conv = relate_conv2d_weight_grad_fn_scratch_floats(d, relate_get_threads(), tmp);
+    if (conv == 0) {
+        /* The direct kernel does not run here any more (the backend changed since the forward):
+         * the composed ops' backward, dz materialised in the workspace. */
+        const size_t nz = bnconv_region((size_t)d->n * d->o * d->ho * d->wo);
+        float *dz = relate_graph_workspace(g, (nz + relate_conv2d_scratch_floats(d, relate_get_threads())) *
+                                                  sizeof(float));
+        if (!dz)
+            return;
+        if (relate_bn_relu_pool2_backward_train(dz, dg, db, b->y->grad, b->z, b->mean, b->invstd, b->gamma->data,
+                                                b->beta->data, d->n, d->o, d->ho, d->wo, true) != 0) {
+            relate_graph_fail(g, RELATE_ERR_NOMEM, "out of memory in conv2d_bn_relu_pool2's backward");
+            return;
+        }
+        if (dw) {
+            relate_graph_count(g, conv_flops(d), 0);
+            relate_conv2d_backward(NULL, dw, dz, b->x->data, b->w->data, d, dz + nz);
+        }
+        return;
+    }
+    float *coef = relate_graph_workspace(g, (ncoef + conv) * sizeof(float));
+    if (!coef)
+        return;
+    if (relate_bn_relu_pool2_backward_coefs(coef, dg, db, b->y->grad, b->z, b->mean, b->invstd, b->gamma->data,
+                                            b->beta->data, d->n, d->o, d->ho, d->wo) != 0) {
+        relate_graph_fail(g, RELATE_ERR_NOMEM, "out of memory in conv2d_bn_relu_pool2's backward");
+        return;
+    }
+    if (!dw)
+        return;
+    relate_graph_count(g, conv_flops(d), 0);
+    convpool_dz_ctx k = {b->z, b->y->grad, coef, b->mean, d->o, d->ho, d->wo};
+    if (relate_conv2d_weight_grad_fn(dw, convpool_dz_image, &k, tmp, b->x->data, d, coef + ncoef) != 0)
+        relate_graph_fail(g, RELATE_ERR_INTERNAL, "conv2d_bn_relu_pool2: the stem kernel refused its weight gradient");
+}
+
+relate_tensor *relate_conv2d_bn_relu_pool2(relate_graph *g, relate_tensor *x, relate_tensor *w, int stride, int pad,
+                                           relate_tensor *gamma, relate_tensor *beta, float *running_mean,
+                                           float *running_var, int64_t *num_batches_tracked, float momentum,
+                                           float eps)
+{
+    if (!x || !w || !gamma || !beta)
+        return NULL;
+    convpool_ctx b = {.x = x, .w = w, .gamma = gamma, .beta = beta};
+    if (!conv_dims_of(g, x, w, stride, pad, &b.d))
+        return NULL;
+    const relate_conv2d_dims *d = &b.d;
+    const bool grads = g->grad_enabled && (w->requires_grad || gamma->requires_grad || beta->requires_grad);
+    /* Fused only where it pays and its pieces exist: a backward pass whose input needs no
+     * gradient (a stem's input is data), statistics of this process alone, and the direct stem
+     * kernel for the shape. Otherwise the composed ops, which compute the same bits. */
+    if (!grads || x->requires_grad || g->sync_batch || d->ho < 2 || d->wo < 2 ||
+        relate_conv2d_weight_grad_fn_scratch_floats(d, relate_get_threads(), convpool_tmp(d)) == 0)
+        return relate_batch_norm_relu_pool2(g, relate_conv2d(g, x, w, stride, pad), gamma, beta, running_mean,
+                                            running_var, num_batches_tracked, momentum, eps);
+    const int n = d->n, c = d->o, h = d->ho, wd = d->wo;
+    if (gamma->numel != c || beta->numel != c)
+        return relate_graph_fail(g, RELATE_ERR_SHAPE, "batch_norm: %d channels but %lld affine weights", c,
+                                 (long long)gamma->numel);
+    const size_t nz = (size_t)n * c * h * wd;
+    b.z = relate_graph_scratch(g, nz * sizeof(float));
+    b.mean = b.z ? relate_graph_scratch(g, 2 * (size_t)c * sizeof(float)) : NULL;
+    float *scratch = b.mean ? relate_graph_workspace(g, relate_conv2d_scratch_floats(d, relate_get_threads()) *
+                                                            sizeof(float))
+                            : NULL;
+    if (!scratch)
+        return NULL;
+    b.invstd = b.mean + c;
+    relate_conv2d_forward(b.z, x->data, w->data, d, scratch);
+    relate_graph_count(g, conv_flops(d), (double)nz * sizeof(float)); /* as relate_conv2d */
+    b.y = relate_op_output(g, 4, (int64_t[]){n, c, h / 2, wd / 2}, x, w);
+    if (!b.y)
+        return NULL;
+    b.y->requires_grad = true;
+    if (relate_bn_relu_pool2_forward_train(b.y->data, b.mean, b.invstd, b.z, gamma->data, beta->data, running_mean,
+                                           running_var, n, c, h, wd, momentum, eps) != 0)
+        return relate_graph_fail(g, RELATE_ERR_NOMEM, "out of memory in conv2d_bn_relu_pool2");
+    if (num_batches_tracked)
+        (*num_batches_tracked)++;
+    if (!relate_op_save(g, convpool_backward, &b, sizeof b))
+        return NULL;
+    return b.y;
+}
+
 /* ------------------------------------------------------------------ global pool context */
 typedef struct {
     relate_tensor *x, *y;

@@ -250,6 +250,92 @@ static void blocks_dx(float *dr, const float *xp, const float *gp, float alpha, 
         blocks_dx_w(dr, xp, gp, alpha, shift, mean, gm, k, sc, h, w, false);
 }
 
+/* One plane of dx from its coefficients (coef_ptrs order, channel ch): the block path, or dz
+ * materialised in tmp (hw + w floats) for the general one. Stored (not read) when store. */
+static void plane_dx_pool(float *dr, float *tmp, const float *xr, const float *gp, const float *coef, int c, int ch,
+                          float mean, int h, int w, bool blocks, bool store)
+{
+    const int hw = h * w;
+    const float alpha = coef[ch], shift = coef[c + ch], g_m = coef[2 * c + ch], kq = coef[3 * c + ch],
+                scq = coef[4 * c + ch];
+    if (blocks) {
+        blocks_dx(dr, xr, gp, alpha, shift, mean, g_m, kq, scq, h, w, store);
+        return;
+    }
+    pool2_plane_grad(tmp, tmp + hw, xr, gp, alpha, shift, h, w);
+    if (store) { /* a fresh buffer (relate_grad_to_write): not read */
+#pragma omp simd
+        for (int j = 0; j < hw; j++)
+            dr[j] = ((tmp[j] - g_m) - (xr[j] - mean) * kq) * scq;
+    } else {
+#pragma omp simd
+        for (int j = 0; j < hw; j++)
+            dr[j] += ((tmp[j] - g_m) - (xr[j] - mean) * kq) * scq;
+    }
+}
+
+int relate_bn_relu_pool2_backward_coefs(float *coef, float *dgamma, float *dbeta, const float *dy, const float *x,
+                                        const float *saved_mean, const float *saved_invstd, const float *gamma,
+                                        const float *beta, int n, int c, int h, int w)
+{
+    const int hw = h * w, ho = h / 2, wo = w / 2;
+    const double m = (double)n * hw;
+    const bn_coef co = {saved_mean, saved_invstd, NULL, 0.0f, gamma, beta};
+    const bool blocks = blocks_fit(h, w);
+    float *alpha = coef, *shift = coef + c, *gm = coef + 2 * (size_t)c, *kk = coef + 3 * (size_t)c,
+          *sc = coef + 4 * (size_t)c;
+    int failed = 0;
+#pragma omp parallel if ((size_t)n * c * hw >= BN_PAR_MIN) reduction(| : failed)
+    {
+        int c0, c1;
+        my_channels(c, &c0, &c1);
+        const int cw = c1 - c0;
+        /* Per channel: sum(dz) and sum((x - mean) dz) (double); dz of one plane and one spread
+         * row of the pooled gradient for the general path. */
+        double *s = malloc(2 * (size_t)cw * sizeof(double) + ((size_t)hw + (size_t)w) * sizeof(float));
+        if (!s) {
+            failed = cw > 0;
+        } else if (cw > 0) {
+            double *dp = s + cw;
+            float *dz = (float *)(dp + cw);
+            for (int k = 0; k < cw; k++) {
+                s[k] = dp[k] = 0;
+                coef_of(&co, c0 + k, &alpha[c0 + k], &shift[c0 + k]);
+            }
+            const bn_walk wk = walk_of(x, n, c, hw, c0, c1);
+            for (int i = 0; i < n; i++) {
+                const float *xb = x + ((size_t)i * c + c0) * hw;
+                for (int k = 0; k < cw; k++) {
+                    const int ch = c0 + k;
+                    walk_plane(&wk, i, k, hw);
+                    const float *xr = xb + (size_t)k * hw, *gp = dy + ((size_t)i * c + ch) * ho * wo;
+                    if (blocks) {
+                        blocks_sums(&s[k], &dp[k], xr, gp, alpha[ch], shift[ch], saved_mean[ch], h, w);
+                        continue;
+                    }
+                    pool2_plane_grad(dz, dz + hw, xr, gp, alpha[ch], shift[ch], h, w);
+                    plane_dz_sums(&s[k], &dp[k], dz, xr, saved_mean[ch], hw);
+                }
+            }
+            for (int k = 0; k < cw; k++)
+                backward_coefficients(s[k], dp[k], m, c0 + k, saved_invstd, gamma, dgamma, dbeta, &gm[c0 + k],
+                                      &kk[c0 + k], &sc[c0 + k]);
+        }
+        free(s);
+    }
+    return failed ? -1 : 0;
+}
+
+void relate_bn_relu_pool2_dx_image(float *dxi, float *tmp, const float *xi, const float *dyi, const float *coef,
+                                   const float *saved_mean, int c, int h, int w)
+{
+    const int hw = h * w, pooled = (h / 2) * (w / 2);
+    const bool blocks = blocks_fit(h, w);
+    for (int ch = 0; ch < c; ch++)
+        plane_dx_pool(dxi + (size_t)ch * hw, tmp, xi + (size_t)ch * hw, dyi + (size_t)ch * pooled, coef, c, ch,
+                      saved_mean[ch], h, w, blocks, true);
+}
+
 int relate_bn_relu_pool2_backward_train(float *dx, float *dgamma, float *dbeta, const float *dy, const float *x,
                                         const float *saved_mean, const float *saved_invstd, const float *gamma,
                                         const float *beta, int n, int c, int h, int w, bool dx_store)
@@ -257,73 +343,35 @@ int relate_bn_relu_pool2_backward_train(float *dx, float *dgamma, float *dbeta, 
     if (!dx && !dgamma && !dbeta)
         return 0;
     const int hw = h * w, ho = h / 2, wo = w / 2;
-    const double m = (double)n * hw;
-    const bn_coef co = {saved_mean, saved_invstd, NULL, 0.0f, gamma, beta};
     const bool blocks = blocks_fit(h, w);
+    float *coef = malloc(5 * (size_t)c * sizeof(float));
+    if (!coef || relate_bn_relu_pool2_backward_coefs(coef, dgamma, dbeta, dy, x, saved_mean, saved_invstd, gamma,
+                                                     beta, n, c, h, w) != 0) {
+        free(coef);
+        return -1;
+    }
     int failed = 0;
-#pragma omp parallel if ((size_t)n * c * hw >= BN_PAR_MIN) reduction(| : failed)
+#pragma omp parallel if (dx && (size_t)n * c * hw >= BN_PAR_MIN) reduction(| : failed)
     {
         int c0, c1;
         my_channels(c, &c0, &c1);
-        const int cw = c1 - c0;
-        /* Per channel: sum(dz) and sum((x - mean) dz) (double), then alpha, shift, gm, k and sc
-         * (float); dz of one plane and one spread row of the pooled gradient. */
-        double *s = malloc(2 * (size_t)cw * sizeof(double) +
-                           (5 * (size_t)cw + (size_t)hw + (size_t)w) * sizeof(float));
-        if (!s) {
-            failed = cw > 0;
-        } else if (cw > 0) {
-            double *dp = s + cw;
-            float *alpha = (float *)(dp + cw), *shift = alpha + cw, *gm = shift + cw, *kk = gm + cw, *sc = kk + cw,
-                  *dz = sc + cw;
-            for (int k = 0; k < cw; k++) {
-                const int ch = c0 + k;
-                s[k] = dp[k] = 0;
-                coef_of(&co, ch, &alpha[k], &shift[k]);
-            }
+        float *tmp = dx && c1 > c0 && !blocks ? malloc(((size_t)hw + (size_t)w) * sizeof(float)) : NULL;
+        if (dx && c1 > c0 && !blocks && !tmp) {
+            failed = 1;
+        } else if (dx && c1 > c0) {
             const bn_walk wk = walk_of(x, n, c, hw, c0, c1);
             for (int i = 0; i < n; i++) {
-                const float *xb = x + ((size_t)i * c + c0) * hw;
-                for (int k = 0; k < cw; k++) {
-                    walk_plane(&wk, i, k, hw);
-                    const float *xr = xb + (size_t)k * hw, *gp = dy + ((size_t)i * c + c0 + k) * ho * wo;
-                    if (blocks) {
-                        blocks_sums(&s[k], &dp[k], xr, gp, alpha[k], shift[k], saved_mean[c0 + k], h, w);
-                        continue;
-                    }
-                    pool2_plane_grad(dz, dz + hw, xr, gp, alpha[k], shift[k], h, w);
-                    plane_dz_sums(&s[k], &dp[k], dz, xr, saved_mean[c0 + k], hw);
-                }
-            }
-            for (int k = 0; k < cw; k++)
-                backward_coefficients(s[k], dp[k], m, c0 + k, saved_invstd, gamma, dgamma, dbeta, &gm[k], &kk[k],
-                                      &sc[k]);
-            for (int i = 0; dx && i < n; i++) {
                 const size_t boff = ((size_t)i * c + c0) * hw;
-                for (int k = 0; k < cw; k++) {
+                for (int k = 0; k < c1 - c0; k++) {
                     walk_plane(&wk, i, k, hw);
-                    const float *xr = x + boff + (size_t)k * hw;
-                    float *dr = dx + boff + (size_t)k * hw;
-                    const float mean = saved_mean[c0 + k], g_m = gm[k], kq = kk[k], scq = sc[k];
-                    const float *gp = dy + ((size_t)i * c + c0 + k) * ho * wo;
-                    if (blocks) {
-                        blocks_dx(dr, xr, gp, alpha[k], shift[k], mean, g_m, kq, scq, h, w, dx_store);
-                        continue;
-                    }
-                    pool2_plane_grad(dz, dz + hw, xr, gp, alpha[k], shift[k], h, w);
-                    if (dx_store) { /* a fresh buffer (relate_grad_to_write): not read */
-#pragma omp simd
-                        for (int j = 0; j < hw; j++)
-                            dr[j] = ((dz[j] - g_m) - (xr[j] - mean) * kq) * scq;
-                    } else {
-#pragma omp simd
-                        for (int j = 0; j < hw; j++)
-                            dr[j] += ((dz[j] - g_m) - (xr[j] - mean) * kq) * scq;
-                    }
+                    plane_dx_pool(dx + boff + (size_t)k * hw, tmp, x + boff + (size_t)k * hw,
+                                  dy + ((size_t)i * c + c0 + k) * ho * wo, coef, c, c0 + k, saved_mean[c0 + k], h, w,
+                                  blocks, dx_store);
                 }
             }
         }
-        free(s);
+        free(tmp);
     }
+    free(coef);
     return failed ? -1 : 0;
 }

@@ -294,6 +294,21 @@ size_t relate_conv2d_scratch_floats(const relate_conv2d_dims *d, int nthreads)
     return blas_scratch_floats(d);
 }
 
+size_t relate_conv2d_weight_grad_fn_scratch_floats(const relate_conv2d_dims *d, int nthreads, size_t tmp_floats)
+{
+    if (!uses_direct(relate_conv2d_get_backend(), d))
+        return 0;
+    return relate_conv2d_direct_weight_grad_fn_scratch_floats(d, nthreads, tmp_floats);
+}
+
+int relate_conv2d_weight_grad_fn(float *dw, relate_conv2d_dy_fn dy_of, void *ctx, size_t tmp_floats, const float *x,
+                                 const relate_conv2d_dims *d, float *scratch)
+{
+    if (!uses_direct(relate_conv2d_get_backend(), d))
+        return -1;
+    return relate_conv2d_direct_weight_grad_fn(dw, dy_of, ctx, tmp_floats, x, d, scratch);
+}
+
 void relate_conv2d_forward(float *y, const float *x, const float *w, const relate_conv2d_dims *d,
                            float *scratch)
 {

@@ -39,7 +39,7 @@ typedef struct direct_geom {
     size_t per_thread; /* floats of scratch per thread */
 } direct_geom;
 
-static direct_geom geometry(const relate_conv2d_dims *d, int lanes)
+static direct_geom geometry(const relate_conv2d_dims *d, int lanes, size_t extra)
 {
     direct_geom g;
     g.nv = (d->w + lanes - 1) / lanes;
@@ -51,7 +51,9 @@ static direct_geom geometry(const relate_conv2d_dims *d, int lanes)
      * zeros past the width; neither is needed when the width is whole. Both are even counts, so
      * the double sums after them stay 8-byte aligned. */
     const size_t copy = g.whole ? 0 : (size_t)d->o * d->h * g.dyrow;
-    g.sums_off = (size_t)d->c * g.xplane + copy;
+    /* `extra` floats after it: a weight gradient whose dy is made image by image puts that image
+     * and its callback's scratch there (relate_conv2d_direct_weight_grad_fn); an even count. */
+    g.sums_off = (size_t)d->c * g.xplane + copy + ((extra + 1) & ~(size_t)1);
     g.per_thread = g.sums_off + 2 * (size_t)d->o * d->c * 9;
     g.per_thread = (g.per_thread + 15) & ~(size_t)15; /* each thread's block on its own lines */
     return g;
@@ -76,8 +78,21 @@ size_t relate_conv2d_direct_scratch_floats(const relate_conv2d_dims *d, int nthr
     if (!relate_conv2d_direct_fits(d))
         return 0;
     /* Sized for either width, so a cap set between sizing and the call stays within it. */
-    const size_t a = geometry(d, 8).per_thread, b = geometry(d, 16).per_thread;
+    const size_t a = geometry(d, 8, 0).per_thread, b = geometry(d, 16, 0).per_thread;
     return (a > b ? a : b) * (size_t)(nthreads < 1 ? 1 : nthreads);
+}
+
+static size_t fn_extra(const relate_conv2d_dims *d, size_t tmp_floats)
+{
+    return (size_t)d->o * d->h * d->w + tmp_floats;
+}
+
+size_t relate_conv2d_direct_weight_grad_fn_scratch_floats(const relate_conv2d_dims *d, int nthreads,
+                                                          size_t tmp_floats)
+{
+    if (!relate_conv2d_direct_fits(d))
+        return 0;
+    return geometry(d, 8, fn_extra(d, tmp_floats)).per_thread * (size_t)(nthreads < 1 ? 1 : nthreads);
 }
 
 /* Copies one image's c planes into the interior of the padded copy; its borders stay zero. */
@@ -169,7 +184,7 @@ int relate_conv2d_direct_forward(float *y, const float *x, const float *w, const
         return -1;
 #if DIRECT_X86
     const int isa = active_isa();
-    const direct_geom g = geometry(d, lanes_of(isa));
+    const direct_geom g = geometry(d, lanes_of(isa), 0);
     const size_t in_img = (size_t)d->c * d->h * d->w, out_img = (size_t)d->o * d->h * d->w;
 #pragma omp parallel num_threads(relate_get_threads())
     {
@@ -193,14 +208,15 @@ int relate_conv2d_direct_forward(float *y, const float *x, const float *w, const
 }
 
 /* Each thread sums a contiguous run of images (the static schedule) in double; the runs are
- * then added in thread order, so the result depends on the inputs and the thread count only. */
-int relate_conv2d_direct_weight_grad(float *dw, const float *dy, const float *x, const relate_conv2d_dims *d,
-                                     float *scratch)
+ * then added in thread order, so the result depends on the inputs and the thread count only.
+ * dy is read from memory, or made image by image by dy_of (then never stored whole). */
+static int weight_grad(float *dw, const float *dy, relate_conv2d_dy_fn dy_of, void *ctx, size_t tmp_floats,
+                       const float *x, const relate_conv2d_dims *d, float *scratch)
 {
     if (!relate_conv2d_direct_fits(d))
         return -1;
 #if DIRECT_X86
-    const direct_geom g = geometry(d, 8);
+    const direct_geom g = geometry(d, 8, dy_of ? fn_extra(d, tmp_floats) : 0);
     const size_t in_img = (size_t)d->c * d->h * d->w, out_img = (size_t)d->o * d->h * d->w;
     const size_t nw = (size_t)d->o * d->c * 9;
     int team = 1;
@@ -208,6 +224,7 @@ int relate_conv2d_direct_weight_grad(float *dw, const float *dy, const float *x,
     {
         float *xp = scratch + (size_t)omp_get_thread_num() * g.per_thread;
         float *dyp = xp + (size_t)d->c * g.xplane;
+        float *made = dyp + (g.whole ? 0 : (size_t)d->o * d->h * g.dyrow), *tmp = made + out_img;
         double *sums = (double *)(xp + g.sums_off);
         memset(xp, 0, sizeof(float) * (size_t)d->c * g.xplane);
         if (!g.whole)
@@ -217,7 +234,9 @@ int relate_conv2d_direct_weight_grad(float *dw, const float *dy, const float *x,
         team = omp_get_num_threads();
 #pragma omp for schedule(static)
         for (int i = 0; i < d->n; i++) {
-            const float *dyi = dy + (size_t)i * out_img;
+            const float *dyi = dy ? dy + (size_t)i * out_img : made;
+            if (dy_of)
+                dy_of(made, tmp, i, ctx);
             if (!g.whole) {
                 for (size_t r = 0; r < (size_t)d->o * d->h; r++)
                     memcpy(dyp + r * g.dyrow, dyi + r * d->w, sizeof(float) * (size_t)d->w);
@@ -236,7 +255,19 @@ int relate_conv2d_direct_weight_grad(float *dw, const float *dy, const float *x,
     }
     return 0;
 #else
-    (void)dw, (void)dy, (void)x, (void)scratch;
+    (void)dw, (void)dy, (void)dy_of, (void)ctx, (void)tmp_floats, (void)x, (void)scratch;
     return -1;
 #endif
+}
+
+int relate_conv2d_direct_weight_grad(float *dw, const float *dy, const float *x, const relate_conv2d_dims *d,
+                                     float *scratch)
+{
+    return weight_grad(dw, dy, NULL, NULL, 0, x, d, scratch);
+}
+
+int relate_conv2d_direct_weight_grad_fn(float *dw, relate_conv2d_dy_fn dy_of, void *ctx, size_t tmp_floats,
+                                        const float *x, const relate_conv2d_dims *d, float *scratch)
+{
+    return weight_grad(dw, NULL, dy_of, ctx, tmp_floats, x, d, scratch);
 }

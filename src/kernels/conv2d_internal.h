@@ -32,5 +32,10 @@ int relate_conv2d_direct_forward(float *y, const float *x, const float *w, const
                                  float *scratch);
 int relate_conv2d_direct_weight_grad(float *dw, const float *dy, const float *x, const relate_conv2d_dims *d,
                                      float *scratch);
+/* The weight gradient with dy made one image at a time by dy_of (relate_conv2d_weight_grad_fn). */
+size_t relate_conv2d_direct_weight_grad_fn_scratch_floats(const relate_conv2d_dims *d, int nthreads,
+                                                          size_t tmp_floats);
+int relate_conv2d_direct_weight_grad_fn(float *dw, relate_conv2d_dy_fn dy_of, void *ctx, size_t tmp_floats,
+                                        const float *x, const relate_conv2d_dims *d, float *scratch);
 
 #endif

@@ -57,6 +57,16 @@ const char *relate_conv2d_backend_name(void);
 int relate_conv2d_dims_init(relate_conv2d_dims *d);
 /* Scratch (floats) that relate_conv2d_forward/backward need for `nthreads` threads. */
 size_t relate_conv2d_scratch_floats(const relate_conv2d_dims *d, int nthreads);
+/* The weight gradient of a stem convolution whose dy is never stored whole: dy_of writes image
+ * i's [o, ho, wo] into dy_image, with tmp_floats of scratch of its own, from inside the kernel's
+ * thread team (each image once, on one thread). Only where relate's direct stem kernel runs the
+ * shape (the default backend, an AVX2 CPU, 3x3 stride-1 pad-1 with 1-4 input channels): the
+ * scratch size is then non-zero and the call returns 0, adding into dw the bits that
+ * relate_conv2d_backward would from the same dy. Otherwise 0 floats and -1, nothing done. */
+typedef void (*relate_conv2d_dy_fn)(float *dy_image, float *tmp, int image, void *ctx);
+size_t relate_conv2d_weight_grad_fn_scratch_floats(const relate_conv2d_dims *d, int nthreads, size_t tmp_floats);
+int relate_conv2d_weight_grad_fn(float *dw, relate_conv2d_dy_fn dy_of, void *ctx, size_t tmp_floats, const float *x,
+                                 const relate_conv2d_dims *d, float *scratch);
 
 void relate_conv2d_forward(float *y, const float *x, const float *w, const relate_conv2d_dims *d,
                            float *scratch);
@@ -154,6 +164,16 @@ void relate_bn_relu_pool2_use_blocks(bool on);
 int relate_bn_relu_pool2_backward_train(float *dx, float *dgamma, float *dbeta, const float *dy, const float *x,
                                         const float *saved_mean, const float *saved_invstd, const float *gamma,
                                         const float *beta, int n, int c, int h, int w, bool dx_store);
+/* The same backward in two parts, for a caller that consumes dx image by image (the stem's weight
+ * gradient, relate_conv2d_bn_relu_pool2): the first pass over the batch fills coef [5 * c] (each
+ * channel's alpha, shift, gm, k, sc) and adds dgamma and dbeta (either may be NULL; -1 when out
+ * of memory); then dx of image i [c, h, w] is stored from its x and pooled dy, with tmp of
+ * h * w + w floats. The values are relate_bn_relu_pool2_backward_train's, bit for bit. */
+int relate_bn_relu_pool2_backward_coefs(float *coef, float *dgamma, float *dbeta, const float *dy, const float *x,
+                                        const float *saved_mean, const float *saved_invstd, const float *gamma,
+                                        const float *beta, int n, int c, int h, int w);
+void relate_bn_relu_pool2_dx_image(float *dxi, float *tmp, const float *xi, const float *dyi, const float *coef,
+                                   const float *saved_mean, int c, int h, int w);
 /* Gradients of the training-mode forward (statistics depend on x). */
 void relate_batchnorm_backward_train(float *dx, float *dgamma, float *dbeta, const float *dy,
                                      const float *x, const float *saved_mean,

@@ -239,6 +239,17 @@ relate_tensor *relate_backbone_forward_ex(relate_graph *g, relate_backbone *bb, 
     if (bb->kind == RELATE_BACKBONE_CONV4) {
         h = x;
         for (int i = 0; i < 4; i++) {
+            if (i == 0 && training && !local_map && !bb->trace) {
+                /* The stem and its block tail in one op: the stem's output gradient is never
+                 * stored (a traced forward keeps the ops apart, one line each). */
+                relate_conv_layer *cl = &bb->conv4_conv[0];
+                relate_bn_layer *l = &bb->conv4_bn[0];
+                h = relate_conv2d_bn_relu_pool2(g, h, relate_param_tensor(g, cl->weight), cl->stride, cl->pad,
+                                                relate_param_tensor(g, l->weight), relate_param_tensor(g, l->bias),
+                                                l->running_mean->data, l->running_var->data,
+                                                l->num_batches_tracked->i64, l->momentum, l->eps);
+                continue;
+            }
             h = conv_traced(g, bb, &bb->conv4_conv[i], h);
             if (i < 3 && training && !(i == 0 && local_map)) {
                 /* The block tail in one op; the full-size activation is never stored. */

@@ -2,7 +2,8 @@
  * outputs, every input's gradient and the running statistics. The composed ops are checked by
  * finite differences (test_graph_ops) and PyTorch goldens, so agreement here carries those
  * checks over. Shapes include odd sizes (floor-mode pooling), a batch of 2 and, for the relation
- * head, pairs that share view rows (the scatter of the backward pass).
+ * head, pairs that share view rows (the scatter of the backward pass); the stem's fused op, bit for
+ * bit at several thread counts.
  * Not a speed test: bench/run_suite.sh measures what the fusion buys. */
 #include <math.h>
 #include <stdio.h>
@@ -312,6 +313,101 @@ static void check_relation_head_threads(void)
     relate_params_free(&in.store);
 }
 
+/* ---- stem conv + batch norm + ReLU + 2x2 pool: the image input needs no gradient, so it is data
+ * here, not a parameter. Bit for bit against the composed ops (whose direct stem kernel the
+ * fused op feeds image by image), at 1-3 threads and on both instruction sets. */
+static void run_conv_pool(relate_params *store, relate_param **p, const float *xdata, const int64_t *xs, int fused,
+                          float *rm, float *rv, float **out, int64_t *out_numel)
+{
+    relate_params_zero_grad(store);
+    relate_graph *g = relate_graph_create();
+    relate_tensor *x = relate_tensor_new(g, 4, xs);
+    memcpy(x->data, xdata, (size_t)x->numel * sizeof(float));
+    relate_tensor *w = relate_param_tensor(g, p[0]), *gamma = relate_param_tensor(g, p[1]),
+                  *beta = relate_param_tensor(g, p[2]);
+    relate_tensor *y = fused ? relate_conv2d_bn_relu_pool2(g, x, w, 1, 1, gamma, beta, rm, rv, NULL, 0.1f, 1e-5f)
+                             : relate_batch_norm_relu_pool2(g, relate_conv2d(g, x, w, 1, 1), gamma, beta, rm, rv, NULL,
+                                                            0.1f, 1e-5f);
+    relate_tensor *l = project(g, y);
+    CHECK_MSG(l && relate_graph_backward(g, l) == RELATE_OK, "conv + bn + relu + pool (%s): %s",
+              fused ? "fused" : "composed", relate_graph_error(g)->msg);
+    if (l) {
+        *out_numel = y->numel;
+        *out = malloc((size_t)y->numel * sizeof(float));
+        memcpy(*out, y->data, (size_t)y->numel * sizeof(float));
+    }
+    relate_graph_destroy(g);
+}
+
+static void check_conv_bn_relu_pool(void)
+{
+    /* [n, c, h, w] -> o: the block path (32 wide), Fashion-MNIST's 28 x 28 x 1 (the general
+     * path), odd sizes (floor-mode pooling), width 4 (the two-row blocks). */
+    static const int64_t shapes[][5] = {{5, 3, 32, 32, 8}, {4, 1, 28, 28, 8}, {3, 3, 9, 11, 4}, {2, 2, 6, 4, 12}};
+    static const int counts[] = {1, 2, 3};
+    static const char *const isas[] = {"avx2", "avx512"};
+    for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++) {
+        const int64_t *q = shapes[s];
+        relate_params store;
+        relate_params_init(&store);
+        relate_param *p[3] = {relate_params_add(&store, "w", RELATE_PARAM, 4, (int64_t[]){q[4], q[1], 3, 3}),
+                              relate_params_add(&store, "gamma", RELATE_PARAM, 1, (int64_t[]){q[4]}),
+                              relate_params_add(&store, "beta", RELATE_PARAM, 1, (int64_t[]){q[4]})};
+        relate_error err = {0};
+        CHECK(relate_params_finalize(&store, &err) == RELATE_OK);
+        for (int i = 0; i < 3; i++) {
+            relate_test_fill(p[i]->data, (size_t)p[i]->numel, 700 + 10 * s + (uint64_t)i);
+            for (int64_t j = 0; i == 1 && j < p[i]->numel; j++)
+                p[i]->data[j] += 1.0f;
+        }
+        const size_t nx = (size_t)(q[0] * q[1] * q[2] * q[3]);
+        float *xdata = malloc(nx * sizeof(float));
+        relate_test_fill(xdata, nx, 790 + s);
+        const relate_conv2d_dims d0 = {.n = (int)q[0], .c = (int)q[1], .h = (int)q[2], .w = (int)q[3], .o = (int)q[4],
+                                       .kh = 3, .kw = 3, .stride = 1, .pad = 1};
+        for (size_t k = 0; k < 2 * sizeof counts / sizeof counts[0]; k++) {
+            const int threads = counts[k % 3];
+            CHECK(relate_kernels_cap_isa(isas[k / 3]) == 0);
+            relate_set_threads(threads);
+            relate_conv2d_dims d = d0;
+            CHECK(relate_conv2d_dims_init(&d) == 0);
+            /* The fused path must be the one taken: the direct kernel runs the shape. */
+            CHECK_MSG(relate_conv2d_weight_grad_fn_scratch_floats(&d, threads, 64) > 0,
+                      "conv + bn + relu + pool: the direct stem kernel does not take [%lld,%lld,%lld,%lld]",
+                      (long long)q[0], (long long)q[1], (long long)q[2], (long long)q[3]);
+            float rm[2][16], rv[2][16], *out[2] = {NULL, NULL}, *grad[2][3];
+            int64_t numel[2] = {0, 0};
+            for (int fused = 0; fused < 2; fused++) {
+                for (int c = 0; c < 16; c++)
+                    rm[fused][c] = 0.0f, rv[fused][c] = 1.0f;
+                run_conv_pool(&store, p, xdata, q, fused, rm[fused], rv[fused], &out[fused], &numel[fused]);
+                for (int i = 0; i < 3; i++) {
+                    grad[fused][i] = malloc((size_t)p[i]->numel * sizeof(float));
+                    memcpy(grad[fused][i], p[i]->grad, (size_t)p[i]->numel * sizeof(float));
+                }
+            }
+            CHECK_MSG(out[0] && out[1] && numel[0] == numel[1] &&
+                          memcmp(out[0], out[1], (size_t)numel[0] * sizeof(float)) == 0,
+                      "conv + bn + relu + pool %zu, %d threads, %s: outputs differ", s, threads,
+                      relate_kernels_isa_name());
+            for (int i = 0; i < 3; i++) {
+                CHECK_MSG(memcmp(grad[0][i], grad[1][i], (size_t)p[i]->numel * sizeof(float)) == 0,
+                          "conv + bn + relu + pool %zu, %d threads, %s: d/d %s differs", s, threads,
+                          relate_kernels_isa_name(), p[i]->name);
+                free(grad[0][i]);
+                free(grad[1][i]);
+            }
+            CHECK_MSG(memcmp(rm[0], rm[1], sizeof rm[0]) == 0 && memcmp(rv[0], rv[1], sizeof rv[0]) == 0,
+                      "conv + bn + relu + pool %zu, %d threads: running statistics differ", s, threads);
+            free(out[0]);
+            free(out[1]);
+        }
+        free(xdata);
+        relate_params_free(&store);
+    }
+    relate_set_threads(2);
+}
+
 /* relate_graph_keep_grads: with it, an intermediate output keeps its gradient after backward;
  * without it, the buffer has been handed back. */
 static void check_gradient_release(void)
@@ -339,6 +435,7 @@ int main(void)
 {
     check_batch_norm_fusions();
     check_bn_relu_conv();
+    check_conv_bn_relu_pool();
     check_relation_head();
     check_relation_head_threads();
     check_gradient_release();
