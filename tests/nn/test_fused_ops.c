@@ -15,13 +15,14 @@
 #include "test_util.h"
 
 #define MAXP 8
+#define MAXC 256 /* channels of any batch norm here (the relation head's 256) */
 
 /* Parameters of one comparison: filled once, then both graphs read the same values. */
 typedef struct {
     relate_params store;
     relate_param *p[MAXP];
     int np;
-    float rm[2][64], rv[2][64]; /* running stats: [0] composed, [1] fused */
+    float rm[2][MAXC], rv[2][MAXC]; /* running stats: [0] composed, [1] fused */
 } inputs;
 
 static void add_input(inputs *in, const char *name, int ndim, const int64_t *shape)
@@ -39,7 +40,7 @@ static void finalize(inputs *in, uint64_t seed, const float *offsets)
             in->p[i]->data[j] += offsets ? offsets[i] : 0.0f;
     }
     for (int k = 0; k < 2; k++)
-        for (int c = 0; c < 64; c++)
+        for (int c = 0; c < MAXC; c++)
             in->rm[k][c] = 0.0f, in->rv[k][c] = 1.0f;
 }
 
@@ -108,9 +109,9 @@ static void compare(const char *name, inputs *in, build_fn build, double bound)
         free(grads[1][i]);
     }
     snprintf(what, sizeof what, "%s: running mean", name);
-    relate_test_check_close(what, in->rm[1], in->rm[0], 64, bound);
+    relate_test_check_close(what, in->rm[1], in->rm[0], MAXC, bound);
     snprintf(what, sizeof what, "%s: running var", name);
-    relate_test_check_close(what, in->rv[1], in->rv[0], 64, bound);
+    relate_test_check_close(what, in->rv[1], in->rv[0], MAXC, bound);
     free(outs[0]);
     free(outs[1]);
 }
@@ -253,7 +254,9 @@ static void check_relation_head(void)
  * 1, 2, 3 and 5 threads with each instruction set: 43 columns (five whole eights and a tail for
  * the logits' lanes) make one span at 1 thread, spans of 32 + 11 at 2, and 16 + 16 + 11 at 3 and
  * 5. On a CPU without AVX-512 both sets run the AVX2 build, and the test says so. */
-static void check_relation_head_threads(void)
+/* C = 43 takes the general scatter at every thread count; C = 256 (relationnet's) at 2 threads
+ * the AVX-512 build's 128-column spans, against the AVX2 build's general loop. */
+static void check_relation_head_threads_c(int64_t C)
 {
     g_rows = 40;
     for (int r = 0; r < g_rows; r++) {
@@ -262,7 +265,6 @@ static void check_relation_head_threads(void)
     }
     inputs in = {0};
     relate_params_init(&in.store);
-    const int64_t C = 43;
     add_input(&in, "a", 2, (int64_t[]){9, C});
     add_input(&in, "b", 2, (int64_t[]){9, C});
     add_input(&in, "bias1", 1, (int64_t[]){C});
@@ -313,11 +315,17 @@ static void check_relation_head_threads(void)
     relate_params_free(&in.store);
 }
 
+static void check_relation_head_threads(void)
+{
+    check_relation_head_threads_c(43);
+    check_relation_head_threads_c(256);
+}
+
 /* ---- stem conv + batch norm + ReLU + 2x2 pool: the image input needs no gradient, so it is data
  * here, not a parameter. Bit for bit against the composed ops (whose direct stem kernel the
  * fused op feeds image by image), at 1-3 threads and on both instruction sets. */
 static void run_conv_pool(relate_params *store, relate_param **p, const float *xdata, const int64_t *xs, int fused,
-                          float *rm, float *rv, float **out, int64_t *out_numel)
+                          float *rm, float *rv, float **out, int64_t *out_numel, bool switch_backend)
 {
     relate_params_zero_grad(store);
     relate_graph *g = relate_graph_create();
@@ -329,8 +337,13 @@ static void run_conv_pool(relate_params *store, relate_param **p, const float *x
                              : relate_batch_norm_relu_pool2(g, relate_conv2d(g, x, w, 1, 1), gamma, beta, rm, rv, NULL,
                                                             0.1f, 1e-5f);
     relate_tensor *l = project(g, y);
+    /* Between the passes: the direct kernel no longer runs, so the fused op's backward takes the
+     * composed ops' route (dz materialised, then the convolution's own backward). */
+    if (switch_backend)
+        relate_conv2d_set_backend(RELATE_CONV_BLAS);
     CHECK_MSG(l && relate_graph_backward(g, l) == RELATE_OK, "conv + bn + relu + pool (%s): %s",
               fused ? "fused" : "composed", relate_graph_error(g)->msg);
+    relate_conv2d_set_backend(RELATE_CONV_ONEDNN);
     if (l) {
         *out_numel = y->numel;
         *out = malloc((size_t)y->numel * sizeof(float));
@@ -380,7 +393,7 @@ static void check_conv_bn_relu_pool(void)
             for (int fused = 0; fused < 2; fused++) {
                 for (int c = 0; c < 16; c++)
                     rm[fused][c] = 0.0f, rv[fused][c] = 1.0f;
-                run_conv_pool(&store, p, xdata, q, fused, rm[fused], rv[fused], &out[fused], &numel[fused]);
+                run_conv_pool(&store, p, xdata, q, fused, rm[fused], rv[fused], &out[fused], &numel[fused], false);
                 for (int i = 0; i < 3; i++) {
                     grad[fused][i] = malloc((size_t)p[i]->numel * sizeof(float));
                     memcpy(grad[fused][i], p[i]->grad, (size_t)p[i]->numel * sizeof(float));
@@ -401,6 +414,31 @@ static void check_conv_bn_relu_pool(void)
                       "conv + bn + relu + pool %zu, %d threads: running statistics differ", s, threads);
             free(out[0]);
             free(out[1]);
+        }
+        /* The backend switched between forward and backward: batch norm's gradients are the same
+         * bits, the weight gradient im2col + sgemm's (another summation order). */
+        relate_set_threads(2);
+        float rm2[2][16], rv2[2][16], *o2[2] = {NULL, NULL}, *g2[2][3];
+        int64_t n2[2] = {0, 0};
+        for (int fused = 0; fused < 2; fused++) {
+            for (int c = 0; c < 16; c++)
+                rm2[fused][c] = 0.0f, rv2[fused][c] = 1.0f;
+            run_conv_pool(&store, p, xdata, q, fused, rm2[fused], rv2[fused], &o2[fused], &n2[fused], fused == 1);
+            for (int i = 0; i < 3; i++) {
+                g2[fused][i] = malloc((size_t)p[i]->numel * sizeof(float));
+                memcpy(g2[fused][i], p[i]->grad, (size_t)p[i]->numel * sizeof(float));
+            }
+        }
+        char what[96];
+        snprintf(what, sizeof what, "conv + bn + relu + pool %zu, backend switched: d/d w", s);
+        relate_test_check_close(what, g2[1][0], g2[0][0], (size_t)p[0]->numel, 1e-5);
+        CHECK_MSG(memcmp(g2[0][1], g2[1][1], (size_t)p[1]->numel * sizeof(float)) == 0 &&
+                      memcmp(g2[0][2], g2[1][2], (size_t)p[2]->numel * sizeof(float)) == 0,
+                  "conv + bn + relu + pool %zu, backend switched: d/d gamma or beta differs", s);
+        for (int fused = 0; fused < 2; fused++) {
+            free(o2[fused]);
+            for (int i = 0; i < 3; i++)
+                free(g2[fused][i]);
         }
         free(xdata);
         relate_params_free(&store);
