@@ -365,8 +365,12 @@ float relate_infomax_local_forward_ref(const float *m, const float *w_m, const f
     if (C0 > 1024 || C1 > 1024)
         return NAN;
     const size_t nm = (size_t)B * MC * HW, nwm = (size_t)C0 * MC, nyb = (size_t)B * C0, nw1 = (size_t)C1 * C0;
-    double *am = acc, *awm = am + nm, *ayb = awm + nwm, *aw1 = ayb + nyb, *ab1 = aw1 + nw1, *aw2 = ab1 + C1,
-           *ab2 = aw2 + C1;
+    /* Without gradients acc may be NULL, and offsets from a null pointer are undefined (clang's
+     * UBSan stops there): the accumulators are carved only from a real buffer. */
+    double *am = NULL, *awm = NULL, *ayb = NULL, *aw1 = NULL, *ab1 = NULL, *aw2 = NULL, *ab2 = NULL;
+    if (acc) {
+        am = acc, awm = am + nm, ayb = awm + nwm, aw1 = ayb + nyb, ab1 = aw1 + nw1, aw2 = ab1 + C1, ab2 = aw2 + C1;
+    }
     if (gr)
         memset(acc, 0, relate_infomax_ref_scratch_doubles(d) * sizeof(double));
     double sum_pos = 0, sum_neg = 0;
