@@ -263,15 +263,7 @@ static void plane_dx_pool(float *dr, float *tmp, const float *xr, const float *g
         return;
     }
     pool2_plane_grad(tmp, tmp + hw, xr, gp, alpha, shift, h, w);
-    if (store) { /* a fresh buffer (relate_grad_to_write): not read */
-#pragma omp simd
-        for (int j = 0; j < hw; j++)
-            dr[j] = ((tmp[j] - g_m) - (xr[j] - mean) * kq) * scq;
-    } else {
-#pragma omp simd
-        for (int j = 0; j < hw; j++)
-            dr[j] += ((tmp[j] - g_m) - (xr[j] - mean) * kq) * scq;
-    }
+    plane_dx(dr, tmp, NULL, xr, mean, g_m, kq, scq, hw, store); /* batch norm's own dx expression */
 }
 
 int relate_bn_relu_pool2_backward_coefs(float *coef, float *dgamma, float *dbeta, const float *dy, const float *x,

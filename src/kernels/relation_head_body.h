@@ -21,19 +21,16 @@
  * and without these loads the passes read h at about half the machine's bandwidth. */
 #define RH_PF_ROWS 4
 
-/* Prefetch floats [q0, q1) of row r + RH_PF_ROWS of h when that row is before `end`; rw 1 for a
- * row about to be written. Only loads; nothing computed depends on them. */
-static inline void rh_prefetch_row(const float *h, int64_t r, int64_t end, int cols, int q0, int q1, int rw)
+/* Prefetch floats [q0, q1) of row r + RH_PF_ROWS of h when that row is before `end` (also before
+ * the forward writes it: x86-64-v3 has no write prefetch, so it is the same instruction). Only
+ * loads; nothing computed depends on them. */
+static inline void rh_prefetch_row(const float *h, int64_t r, int64_t end, int cols, int q0, int q1)
 {
     if (r + RH_PF_ROWS >= end)
         return;
     const float *row = h + (size_t)(r + RH_PF_ROWS) * (size_t)cols;
-    for (int q = q0; q < q1; q += 16) {
-        if (rw)
-            __builtin_prefetch(row + q, 1, 3);
-        else
-            __builtin_prefetch(row + q, 0, 3);
-    }
+    for (int q = q0; q < q1; q += 16)
+        __builtin_prefetch(row + q, 0, 3);
 }
 
 static int64_t chunk_count(int64_t rows) { return (rows + CHUNK_ROWS - 1) / CHUNK_ROWS; }
@@ -125,7 +122,7 @@ static void scatter_span128(const relate_relation_head_grads *gr, double *dbias,
     const float slope = p->slope;
     for (int64_t r = 0; r < rows; r++) {
         const float *hr = h + (size_t)r * (size_t)cols + s0;
-        rh_prefetch_row(h, r, rows, cols, s0, s0 + 128, 0);
+        rh_prefetch_row(h, r, rows, cols, s0, s0 + 128);
         const rh_v16sf dl = (rh_v16sf){0} + dlogits[r];
         float *ga = gr->da + (size_t)p->ia[r] * (size_t)cols + s0;
         float *gb = gr->db + (size_t)p->ib[r] * (size_t)cols + s0;
@@ -171,7 +168,7 @@ void RH_FN(forward)(float *h, float *logits, float *mean, float *invstd, float *
         for (int64_t r = k * CHUNK_ROWS; r < r1; r++) {
             const float *ra = p->a + (size_t)p->ia[r] * (size_t)cols, *rb = p->b + (size_t)p->ib[r] * (size_t)cols;
             float *hr = h + (size_t)r * (size_t)cols;
-            rh_prefetch_row(h, r, r1, cols, 0, cols, 1);
+            rh_prefetch_row(h, r, r1, cols, 0, cols);
 #pragma omp simd
             for (int j = 0; j < cols; j++) {
                 hr[j] = ra[j] + rb[j] + p->bias1[j];
@@ -191,7 +188,7 @@ void RH_FN(forward)(float *h, float *logits, float *mean, float *invstd, float *
         const int64_t r1 = chunk_end(k, rows);
         for (int64_t r = k * CHUNK_ROWS; r < r1; r++) {
             const float *hr = h + (size_t)r * (size_t)cols;
-            rh_prefetch_row(h, r, r1, cols, 0, cols, 0);
+            rh_prefetch_row(h, r, r1, cols, 0, cols);
 #pragma omp simd
             for (int j = 0; j < cols; j++) {
                 double dlt = hr[j] - dmean[j];
@@ -208,7 +205,7 @@ void RH_FN(forward)(float *h, float *logits, float *mean, float *invstd, float *
 
 #pragma omp parallel for schedule(static)
     for (int64_t r = 0; r < rows; r++) {
-        rh_prefetch_row(h, r, rows, cols, 0, cols, 0);
+        rh_prefetch_row(h, r, rows, cols, 0, cols);
         logits[r] = head_logit(h + (size_t)r * (size_t)cols, alpha, shift, p->w2, p->slope, cols) + p->b2;
     }
 }
@@ -239,7 +236,7 @@ void RH_FN(backward)(const relate_relation_head_grads *gr, const float *dlogits,
         for (int64_t r = k * CHUNK_ROWS; r < r1; r++) {
             const float *hr = h + (size_t)r * (size_t)cols;
             const float dl = dlogits[r];
-            rh_prefetch_row(h, r, r1, cols, 0, cols, 0);
+            rh_prefetch_row(h, r, r1, cols, 0, cols);
 #pragma omp simd
             for (int j = 0; j < cols; j++) {
                 float z = hr[j] * alpha[j] + shift[j];
@@ -302,7 +299,7 @@ void RH_FN(backward)(const relate_relation_head_grads *gr, const float *dlogits,
         for (int64_t r = 0; r < rows; r++) {
             const float *hr = h + (size_t)r * (size_t)cols;
             const float dl = dlogits[r];
-            rh_prefetch_row(h, r, rows, cols, s0, s1, 0);
+            rh_prefetch_row(h, r, rows, cols, s0, s1);
             float *ga = gr->da ? gr->da + (size_t)p->ia[r] * (size_t)cols : NULL;
             float *gb = gr->db ? gr->db + (size_t)p->ib[r] * (size_t)cols : NULL;
             /* One loop over the span: dh is consumed where it is made. Element by element
