@@ -1,5 +1,5 @@
 /* fuzz_checkpoint.c: libFuzzer harness of the PyTorch checkpoint reader
- * (src/checkpoint/torch_checkpoint.c, through include/relate/checkpoint.h). Built twice:
+ * (src/checkpoint/checkpoint_open.c and checkpoint_load.c, through include/relate/checkpoint.h). Built twice:
  * fuzz_checkpoint_zip (seeds in the zip format) and fuzz_checkpoint_legacy (-DFUZZ_CKPT_LEGACY:
  * the same objects in torch 1.4's legacy format); the code under test is the same, the reader
  * detects the format by content.

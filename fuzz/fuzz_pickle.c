@@ -13,7 +13,7 @@
 #include "io/zip_stored.h"
 #include "seeds.h"
 
-/* torch_checkpoint.c's CK_ALLOW (static there), read_cifar.c's numpy list and _codecs.encode */
+/* checkpoint_open.c's CK_ALLOW (static there), read_cifar.c's numpy list and _codecs.encode */
 static const relate_pk_global k_allow[] = {
     {"collections", "OrderedDict"},     {"torch._utils", "_rebuild_tensor_v2"},
     {"torch._utils", "_rebuild_parameter"}, {"torch", "FloatStorage"},

@@ -1,4 +1,4 @@
-# tests/checkpoint: relate's torch.save checkpoints (src/checkpoint/torch_checkpoint.c, zip_stored.c,
+# tests/checkpoint: relate's torch.save checkpoints (src/checkpoint/checkpoint_*.c, zip_stored.c,
 # pickle_write.c). Not the training loop's resume logic.
 # test_checkpoint needs nothing but the library. test_checkpoint_torch runs torch_interop.py with
 # /usr/bin/python3 (the interpreter that has torch): it loads files written by
