@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "autograd/graph_internal.h"
+#include "base/pages.h"
 
 relate_graph *relate_graph_create(void)
 {
@@ -84,8 +85,8 @@ void *relate_graph_alloc(relate_graph *g, size_t bytes) { return relate_graph_sc
 void *relate_graph_workspace(relate_graph *g, size_t bytes)
 {
     if (bytes > g->workspace_size) {
-        size_t size = (bytes + 63) & ~(size_t)63;
-        void *p = aligned_alloc(64, size);
+        size_t size = bytes;
+        void *p = relate_pages_alloc(&size);
         if (!p)
             return relate_graph_fail(g, RELATE_ERR_NOMEM, "out of memory for %zu bytes of workspace", bytes);
         free(g->workspace);

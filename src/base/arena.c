@@ -1,6 +1,7 @@
 /* arena.c: bump allocation in 64-byte-aligned blocks, coalesced on reset.
  * Not thread-safe: one arena belongs to one graph, used by one thread at a time. */
 #include "base/arena.h"
+#include "base/pages.h"
 
 #include <stdint.h>
 #include <stdlib.h>
@@ -21,12 +22,13 @@ static relate_arena_block *block_new(size_t size)
     relate_arena_block *b = malloc(sizeof *b);
     if (!b)
         return NULL;
-    b->mem = aligned_alloc(ARENA_ALIGN, align_up(size));
+    size_t bytes = size; /* large blocks land on huge pages: a step walks all of them */
+    b->mem = relate_pages_alloc(&bytes);
     if (!b->mem) {
         free(b);
         return NULL;
     }
-    b->size = align_up(size);
+    b->size = bytes;
     b->used = 0;
     b->next = NULL;
     return b;
