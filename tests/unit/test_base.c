@@ -1,12 +1,14 @@
 /* test_base.c: the base layer: Philox against its published known-answer vectors, the derived
- * distributions, the arena's alignment/reset/high-water rules, and error values.
+ * distributions, the arena's alignment/reset/high-water rules, huge-page buffers, and error values.
  * Not a statistical test suite: the distribution checks are coarse moment checks. */
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <stdint.h>
 #include <string.h>
 
 #include "base/arena.h"
+#include "base/pages.h"
 #include "relate/rng.h"
 #include "relate/status.h"
 #include "test_util.h"
@@ -102,6 +104,57 @@ static void check_arena(void)
     relate_arena_free(&a);
 }
 
+/* The kernel's THP mode: 1 when madvise(MADV_HUGEPAGE) makes a region eligible ("always" or
+ * "madvise"), 0 for "never", -1 without the file (no THP in this kernel). */
+static int thp_mode(void)
+{
+    FILE *f = fopen("/sys/kernel/mm/transparent_hugepage/enabled", "r");
+    if (!f)
+        return -1;
+    char line[128] = {0};
+    int mode = fgets(line, sizeof line, f) ? !strstr(line, "[never]") : -1;
+    fclose(f);
+    return mode;
+}
+
+/* The THPeligible field of the mapping of /proc/self/smaps that holds p, or -1. */
+static int thp_eligible(const void *p)
+{
+    FILE *f = fopen("/proc/self/smaps", "r");
+    if (!f)
+        return -1;
+    char line[512];
+    int in = 0, found = -1;
+    while (found < 0 && fgets(line, sizeof line, f)) {
+        unsigned long lo, hi;
+        if (sscanf(line, "%lx-%lx ", &lo, &hi) == 2 && strchr(line, '-') < strchr(line, ' '))
+            in = (uintptr_t)p >= lo && (uintptr_t)p < hi;
+        else if (in && strncmp(line, "THPeligible:", 12) == 0)
+            found = atoi(line + 12);
+    }
+    fclose(f);
+    return found;
+}
+
+static void check_pages(void)
+{
+    size_t n = 100;
+    void *small = relate_pages_alloc(&n);
+    CHECK(small && n == 128 && (uintptr_t)small % 64 == 0);
+    free(small);
+    n = ((size_t)5 << 20) + 3;
+    unsigned char *big = relate_pages_alloc(&n);
+    CHECK_MSG(big && n == (size_t)6 << 20 && (uintptr_t)big % ((size_t)2 << 20) == 0, "%zu bytes at %p", n,
+              (void *)big);
+    if (big) {
+        memset(big, 7, n); /* every byte is usable */
+        int mode = thp_mode();
+        if (mode >= 0) /* the advice reached the kernel exactly when the kernel can take it */
+            CHECK_MSG(thp_eligible(big) == mode, "THPeligible %d with THP mode %d", thp_eligible(big), mode);
+    }
+    free(big);
+}
+
 static void check_errors(void)
 {
     relate_error e = {0};
@@ -118,6 +171,7 @@ int main(void)
     check_streams();
     check_distributions();
     check_arena();
+    check_pages();
     check_errors();
     return relate_test_finish();
 }
