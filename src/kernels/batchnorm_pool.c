@@ -5,6 +5,9 @@
  * the composed ops. Floor mode: a last odd row or column takes part in the statistics only. */
 #include <stdatomic.h>
 #include <string.h>
+#if defined(__AVX__)
+#include <immintrin.h>
+#endif
 
 #include "kernels/batchnorm_planes.h"
 
@@ -14,6 +17,27 @@ typedef float bp_v8sf __attribute__((vector_size(32)));
 typedef float bp_v4sf __attribute__((vector_size(16)));
 typedef int32_t bp_v8si __attribute__((vector_size(32)));
 typedef double bp_v4df __attribute__((vector_size(32)));
+
+/* Lanes 0-3 and 4-7 of v widened to double (exact). gcc 12 lowers the generic form of this
+ * (convertvector of a shufflevector) to two 2-lane conversions and an insert per half, which made
+ * the backward's sums bound by the shuffle port; one vcvtps2pd per half does it on AVX. */
+static inline bp_v4df widen_lo(bp_v8sf v)
+{
+#if defined(__AVX__)
+    return (bp_v4df)_mm256_cvtps_pd(_mm256_castps256_ps128((__m256)v));
+#else
+    return __builtin_convertvector(__builtin_shufflevector(v, v, 0, 1, 2, 3), bp_v4df);
+#endif
+}
+
+static inline bp_v4df widen_hi(bp_v8sf v)
+{
+#if defined(__AVX__)
+    return (bp_v4df)_mm256_cvtps_pd(_mm256_extractf128_ps((__m256)v, 1));
+#else
+    return __builtin_convertvector(__builtin_shufflevector(v, v, 4, 5, 6, 7), bp_v4df);
+#endif
+}
 
 /* Off: every shape through the general loops (relate_bn_relu_pool2_use_blocks, for tests). */
 static atomic_bool g_blocks_off;
@@ -191,12 +215,11 @@ static inline __attribute__((always_inline)) void blocks_sums_w(double *s_io, do
     FOR_EACH_BLOCK(h, w, gp, j, gq) {
         bp_v8sf xv;
         const bp_v8sf dz = dz8(xp + j, gq, w, alpha, shift, &xv), xm = xv - mean;
-        const bp_v4df z_lo = __builtin_convertvector(__builtin_shufflevector(dz, dz, 0, 1, 2, 3), bp_v4df);
-        const bp_v4df z_hi = __builtin_convertvector(__builtin_shufflevector(dz, dz, 4, 5, 6, 7), bp_v4df);
+        const bp_v4df z_lo = widen_lo(dz), z_hi = widen_hi(dz);
         s_lo += z_lo;
         s_hi += z_hi;
-        d_lo += __builtin_convertvector(__builtin_shufflevector(xm, xm, 0, 1, 2, 3), bp_v4df) * z_lo;
-        d_hi += __builtin_convertvector(__builtin_shufflevector(xm, xm, 4, 5, 6, 7), bp_v4df) * z_hi;
+        d_lo += widen_lo(xm) * z_lo;
+        d_hi += widen_hi(xm) * z_hi;
     }
     double s = *s_io, dp = *dp_io;
     for (int l = 0; l < 4; l++) {
