@@ -1,7 +1,7 @@
 /* seeds.c: the valid inputs of seeds.h. The pickle pieces are the exact opcode sequences cPickle
  * wrote for CIFAR's batches (as tests/data/data_fixtures.c emits them); checkpoints come from
  * relate's own writer, and their legacy twins from the same data.pkl with the legacy persistent
- * ids and torch 1.4's record layout (as tests/checkpoint/test_checkpoint.c builds them). */
+ * ids and torch 1.4's record layout (as tests/checkpoint/ckpt_fixtures.c builds them). */
 #define _POSIX_C_SOURCE 200809L
 #include "seeds.h"
 

@@ -7,7 +7,14 @@
 # without torchvision it leaves out the resnet34 round trip, and both say what to install; with
 # RELATE_REQUIRE_ALL=1 in the environment (CI sets it; ctest passes its environment through,
 # ENVIRONMENT below only adds to it) each of those is a failure instead.
-relate_add_test(test_checkpoint ${CMAKE_CURRENT_LIST_DIR}/test_checkpoint.c)
+# One executable from several files: main (test_checkpoint.c) runs the themed checks of ckpt_*.c
+# in one scratch folder, with the helpers and file writers of ckpt_fixtures.c.
+relate_add_test(test_checkpoint ${CMAKE_CURRENT_LIST_DIR}/test_checkpoint.c
+  ${CMAKE_CURRENT_LIST_DIR}/ckpt_fixtures.c
+  ${CMAKE_CURRENT_LIST_DIR}/ckpt_roundtrip.c
+  ${CMAKE_CURRENT_LIST_DIR}/ckpt_handbuilt.c
+  ${CMAKE_CURRENT_LIST_DIR}/ckpt_allow_list.c
+  ${CMAKE_CURRENT_LIST_DIR}/ckpt_damaged.c)
 
 add_executable(test_checkpoint_writer ${CMAKE_CURRENT_LIST_DIR}/checkpoint_writer.c)
 target_link_libraries(test_checkpoint_writer PRIVATE relate_test_util)
