@@ -69,6 +69,9 @@ static relate_split_kind rot_split(const relate_method *m, const relate_dataset_
 void relate_rotation_batch(float *out, const float *x, int B, int C, int S)
 {
     const size_t image = (size_t)C * S * S;
+    /* Images are independent copies: split over the step's threads (the same bytes for any count). */
+#pragma omp parallel for collapse(2) schedule(static) num_threads(relate_get_threads()) \
+    if ((size_t)ROTATIONS * B * image >= ((size_t)1 << 16))
     for (int k = 0; k < ROTATIONS; k++)
         for (int n = 0; n < B; n++)
             relate_rotate90(x + (size_t)n * image, out + ((size_t)k * B + n) * image, C, S, k);
