@@ -84,8 +84,9 @@ typedef struct relate_dataset {
 relate_status relate_dataset_open(relate_dataset *ds, const char *name, const char *data_root,
                                   relate_error *err);
 
-/* Options of image-folder datasets (folder:PATH); the zero value is the default. Every stage that
- * opens the same folder must pass the same options to see the same splits. */
+/* Options of opening a dataset; the zero value is the default. val_fraction and strict_images are
+ * for image-folder datasets (folder:PATH): every stage that opens the same folder must pass the
+ * same values to see the same splits. */
 typedef struct relate_dataset_options {
     /* In (0, 1): PATH has no test/ folder, so this fraction of each class of the labelled
      * training images (rounded, at least one where a class has two or more) becomes the test
@@ -95,6 +96,10 @@ typedef struct relate_dataset_options {
     /* A file with an image extension that does not decode: an error naming it (true), or
      * skipped, counted and reported in info.warning (false, the default). */
     bool strict_images;
+    /* Splits the caller will not use, as bits (1u << RELATE_SPLIT_...): they are not kept after
+     * the dataset is checked, and STL-10's 100,000 unlabelled images (2.8 GB) are not even read.
+     * Any dataset. */
+    unsigned skip_splits;
 } relate_dataset_options;
 
 /* relate_dataset_open with options (NULL: the defaults). Options that name folder features are
@@ -112,6 +117,9 @@ relate_status relate_dataset_need_labels(const relate_dataset *ds, bool train, b
  * may be NULL), when they are set. */
 void relate_dataset_report(const relate_dataset_info *info, FILE *out, FILE *warn);
 void relate_dataset_close(relate_dataset *ds);
+/* Frees a split the caller no longer needs (its pixels and labels); relate_dataset_split then
+ * returns NULL for it. Pointers to it from relate_dataset_split become invalid. */
+void relate_dataset_drop_split(relate_dataset *ds, relate_split_kind kind);
 /* NULL if the dataset has no such split. */
 const relate_split *relate_dataset_split(const relate_dataset *ds, relate_split_kind kind);
 /* A view of image i of a split. */

@@ -285,7 +285,7 @@ relate_status relate_dataset_open_opts(relate_dataset *ds, const char *name, con
         /* Normalised by the images stage 1 trains on, which every stage opens the same way. */
         if (s == RELATE_OK)
             folder_stats(&ds->splits[info->unsupervised_split], info->mean, info->std);
-    } else if (opts->folder.val_fraction != 0 || opts->folder.strict_images) {
+    } else if (opts->folder.val_fraction != 0 || opts->folder.strict_images) { /* skip_splits: any dataset */
         return relate_error_set(err, RELATE_ERR_ARG, "--%s applies to folder:PATH datasets only, not %s",
                                 opts->folder.val_fraction != 0 ? "val_fraction" : "strict_images", name);
     } else {
@@ -319,6 +319,10 @@ relate_status relate_dataset_open_opts(relate_dataset *ds, const char *name, con
     }
     if (s == RELATE_OK)
         s = check_labels(ds, err);
+    /* After the checks and the folder statistics, which see every split the files hold. */
+    for (int k = 0; s == RELATE_OK && k < RELATE_SPLIT_COUNT; k++)
+        if (opts->folder.skip_splits & (1u << k))
+            relate_dataset_drop_split(ds, (relate_split_kind)k);
     if (s != RELATE_OK)
         relate_dataset_close(ds);
     return s;
@@ -376,6 +380,15 @@ void relate_dataset_report(const relate_dataset_info *info, FILE *out, FILE *war
         fprintf(out, "[INFO] %s\n", info->note);
     if (warn && *info->warning)
         fprintf(warn, "[WARN] %s\n", info->warning);
+}
+
+void relate_dataset_drop_split(relate_dataset *ds, relate_split_kind kind)
+{
+    if (!ds || kind < 0 || kind >= RELATE_SPLIT_COUNT)
+        return;
+    free(ds->splits[kind].pixels);
+    free(ds->splits[kind].labels);
+    memset(&ds->splits[kind], 0, sizeof ds->splits[kind]);
 }
 
 void relate_dataset_close(relate_dataset *ds)

@@ -126,7 +126,8 @@ relate_status relate_read_stl10(relate_dataset *ds, const char *root, const rela
         return missing(path, root, err);
     if ((s = read_split(&ds->splits[RELATE_SPLIT_TRAIN], root, "train_X.bin", "train_y.bin", 5000, o, err)) ||
         (s = read_split(&ds->splits[RELATE_SPLIT_TEST], root, "test_X.bin", "test_y.bin", 8000, o, err)) ||
-        (s = read_split(&ds->splits[RELATE_SPLIT_UNLABELED], root, "unlabeled_X.bin", NULL, 100000, o, err)))
+        (!(o->folder.skip_splits & (1u << RELATE_SPLIT_UNLABELED)) &&
+         (s = read_split(&ds->splits[RELATE_SPLIT_UNLABELED], root, "unlabeled_X.bin", NULL, 100000, o, err))))
         return s;
     if ((s = relate_path_fmt(path, sizeof path, err, "%s/stl10_binary/class_names.txt", root)))
         return s;

@@ -310,7 +310,9 @@ relate_status relate_lineval(relate_lineval_options *o, relate_error *err)
     fprintf(out, "[INFO] Setting SEED: %s\n", o->seed_text);
     if (o->epochs < 1 || o->data_size < 1)
         return relate_error_set(err, RELATE_ERR_ARG, "--epochs and --data_size must be at least 1");
-    if (relate_dataset_open_with(&ds, o->dataset, o->data_root, &o->data, err) != RELATE_OK)
+    relate_dataset_options dopts = o->data; /* stage 2 reads the labelled splits only */
+    dopts.skip_splits |= 1u << RELATE_SPLIT_UNLABELED;
+    if (relate_dataset_open_with(&ds, o->dataset, o->data_root, &dopts, err) != RELATE_OK)
         return err->code;
     relate_dataset_report(&ds.info, out, stderr);
     const relate_split *train = relate_dataset_split(&ds, RELATE_SPLIT_TRAIN);
@@ -393,6 +395,10 @@ relate_status relate_lineval(relate_lineval_options *o, relate_error *err)
         st = train_loader(o, &cm, train, &ds.info, writer ? &log : NULL, err);
     if (st != RELATE_OK)
         goto done;
+    /* The training images are done with: the test pass below needs only the test split, so the
+     * run's peak memory is not the two splits plus the test pass's buffers. */
+    relate_dataset_drop_split(&ds, RELATE_SPLIT_TRAIN);
+    train = NULL;
 
     relate_ckpt_writer *w = relate_ckpt_writer_create();
     if (!w) {

@@ -23,7 +23,9 @@ relate_status relate_test(relate_test_options *o, relate_error *err)
 {
     FILE *out = o->out ? o->out : stdout;
     relate_dataset ds;
-    if (relate_dataset_open_with(&ds, o->dataset, o->data_root, &o->data, err) != RELATE_OK)
+    relate_dataset_options dopts = o->data; /* stage 3 reads the test split only */
+    dopts.skip_splits |= 1u << RELATE_SPLIT_TRAIN | 1u << RELATE_SPLIT_UNLABELED;
+    if (relate_dataset_open_with(&ds, o->dataset, o->data_root, &dopts, err) != RELATE_OK)
         return err->code;
     relate_dataset_report(&ds.info, out, stderr);
     relate_status st;
