@@ -181,6 +181,7 @@ int relate_cmd_embed(int argc, char **argv)
     relate_dataset_options data;
     if (relate_args_dataset_options("embed", specs, n, &data))
         return 2;
+    data.skip_splits |= ~(1u << kind) & ((1u << RELATE_SPLIT_COUNT) - 1); /* only the split it embeds */
     if (relate_dataset_open_with(&ds, relate_args_get(specs, n, "dataset"), relate_args_get(specs, n, "data_root"), &data,
                             &err) != RELATE_OK) {
         fprintf(stderr, "relate embed: %s\n", err.msg);

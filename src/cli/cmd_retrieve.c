@@ -81,6 +81,7 @@ int relate_cmd_retrieve(int argc, char **argv)
     relate_dataset_options data;
     if (relate_args_dataset_options("retrieve", specs, n, &data))
         return 2;
+    data.skip_splits |= 1u << RELATE_SPLIT_UNLABELED; /* the database is train, the queries test */
     if (relate_dataset_open_with(&ds, relate_args_get(specs, n, "dataset"), relate_args_get(specs, n, "data_root"), &data,
                             &err) != RELATE_OK) {
         fprintf(stderr, "relate retrieve: %s\n", err.msg);
