@@ -37,6 +37,9 @@ typedef struct relate_tensor {
     float *grad;          /* allocated (zeroed) when the backward pass first reaches it */
     bool requires_grad;
     relate_param *param;  /* set for views of parameters: grad then aliases param->grad */
+    /* [N,C,H,W] stored in oneDNN's nChw16c layout (C a multiple of 16; see relate_to_blocked16),
+     * its gradient too. Only the ops that say so take such a tensor; the others fail the step. */
+    bool blocked16;
 } relate_tensor;
 
 typedef struct relate_graph relate_graph;
@@ -145,6 +148,14 @@ relate_tensor *relate_conv2d_bn_relu_pool2(relate_graph *g, relate_tensor *x, re
 relate_tensor *relate_bn_relu_conv2d(relate_graph *g, relate_tensor *x, relate_tensor *gamma, relate_tensor *beta,
                                      float *running_mean, float *running_var, int64_t *num_batches_tracked,
                                      float momentum, float eps, relate_tensor *w, int stride, int pad);
+/* The nChw16c layout (relate_tensor.blocked16), in which a ResNet's blocks keep their activations
+ * so that oneDNN's convolutions read and write them without reorders. relate_conv2d takes a
+ * blocked x where relate_conv2d_blocked_fits says oneDNN runs the shape (y is then blocked);
+ * relate_batch_norm_act (training, without synchronised statistics; a residual must be blocked
+ * too) and relate_bn_relu_conv2d take a blocked x and give a blocked output. The values are those
+ * of the NCHW ops up to the order of batch norm's double sums. Conversions, with their gradients: */
+relate_tensor *relate_to_blocked16(relate_graph *g, relate_tensor *x);   /* [N,C,H,W], C % 16 == 0 */
+relate_tensor *relate_from_blocked16(relate_graph *g, relate_tensor *x); /* back to NCHW */
 relate_tensor *relate_relu(relate_graph *g, relate_tensor *x);
 relate_tensor *relate_leaky_relu(relate_graph *g, relate_tensor *x, float slope);
 relate_tensor *relate_sigmoid(relate_graph *g, relate_tensor *x);

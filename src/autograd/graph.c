@@ -178,14 +178,27 @@ relate_tensor *relate_param_tensor(relate_graph *g, relate_param *p)
     return t;
 }
 
-relate_tensor *relate_op_output(relate_graph *g, int ndim, const int64_t *shape, relate_tensor *in0,
-                                relate_tensor *in1)
+relate_tensor *relate_op_output_layout(relate_graph *g, int ndim, const int64_t *shape, relate_tensor *in0,
+                                       relate_tensor *in1, bool blocked16)
 {
     relate_tensor *t = relate_tensor_new(g, ndim, shape);
     if (t && g->grad_enabled)
         t->requires_grad = (in0 && in0->requires_grad) || (in1 && in1->requires_grad);
+    if (t)
+        t->blocked16 = blocked16;
     g->last_out = t;
     return t;
+}
+
+relate_tensor *relate_op_output(relate_graph *g, int ndim, const int64_t *shape, relate_tensor *in0,
+                                relate_tensor *in1)
+{
+    /* An op that reads NCHW would read a blocked tensor's channels in the wrong places. */
+    if ((in0 && in0->blocked16) || (in1 && in1->blocked16))
+        return relate_graph_fail(g, RELATE_ERR_INTERNAL,
+                                 "an op that reads NCHW got a tensor in the nChw16c layout (convert it with "
+                                 "relate_from_blocked16 first)");
+    return relate_op_output_layout(g, ndim, shape, in0, in1, false);
 }
 
 void relate_op_record(relate_graph *g, relate_backward_fn fn, void *ctx)

@@ -45,9 +45,13 @@ struct relate_graph {
     void *grad_ready_ctx;
 };
 
-/* Output tensor of an op: shape given, requires_grad if any listed input requires it. */
+/* Output tensor of an op: shape given, requires_grad if any listed input requires it. NULL, with
+ * the step failed, when an input is in the nChw16c layout: ops that take one say so and call
+ * relate_op_output_layout, whose output is in the layout asked for. */
 relate_tensor *relate_op_output(relate_graph *g, int ndim, const int64_t *shape,
                                 relate_tensor *in0, relate_tensor *in1);
+relate_tensor *relate_op_output_layout(relate_graph *g, int ndim, const int64_t *shape, relate_tensor *in0,
+                                       relate_tensor *in1, bool blocked16);
 /* Appends a backward step (only when out->requires_grad). ctx must live in the arena. The step's
  * output is taken to be the newest tensor made by relate_op_output since the previous step was
  * recorded (NULL if none): every op makes its output last and records once, so after the step

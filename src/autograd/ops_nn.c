@@ -65,7 +65,11 @@ relate_tensor *relate_conv2d(relate_graph *g, relate_tensor *x, relate_tensor *w
     relate_conv2d_dims d;
     if (!conv_dims_of(g, x, w, stride, pad, &d))
         return NULL;
-    relate_tensor *y = relate_op_output(g, 4, (int64_t[]){d.n, d.o, d.ho, d.wo}, x, w);
+    if (x->blocked16 && !(d.blocked = relate_conv2d_blocked_fits(&d)))
+        return relate_graph_fail(g, RELATE_ERR_SHAPE,
+                                 "conv2d: %d -> %d channels on %dx%d cannot run in the nChw16c layout (oneDNN's, with "
+                                 "channel counts that are multiples of 16)", d.c, d.o, d.h, d.w);
+    relate_tensor *y = relate_op_output_layout(g, 4, (int64_t[]){d.n, d.o, d.ho, d.wo}, x, w, x->blocked16);
     float *scratch = y ? relate_graph_workspace(g, relate_conv2d_scratch_floats(&d, relate_get_threads()) * sizeof(float)) : NULL;
     if (!scratch)
         return NULL;
@@ -86,6 +90,7 @@ typedef struct {
     int n, c, hw;
     bool training;
     bool sync;                     /* statistics over every process (relate_graph_set_sync_batch) */
+    bool blocked;                  /* x, y, residual in nChw16c (relate_bn16_*) */
     float eps;
 } bn_ctx;
 
@@ -109,6 +114,18 @@ static void bn_backward(relate_graph *g, void *p)
     bn_ctx *b = p;
     if (!b->y->grad)
         return;
+    if (b->blocked) {
+        bool store_dx, store_dres;
+        float *dres = relate_grad_to_write(g, b->residual, &store_dres);
+        float *dx = relate_grad_to_write(g, b->x, &store_dx);
+        float *dg = relate_grad_of(g, b->gamma), *db = relate_grad_of(g, b->beta);
+        if (relate_bn16_backward_train(dx, dg, db, b->y->grad, b->x->data, b->mean, b->invstd, b->gamma->data, b->n,
+                                       b->c, b->hw, b->relu ? b->y->data : NULL, dres,
+                                       (store_dx ? RELATE_BN_STORE_DX : 0u) |
+                                           (store_dres ? RELATE_BN_STORE_DRESIDUAL : 0u)) != 0)
+            relate_graph_fail(g, RELATE_ERR_NOMEM, "out of memory in batch_norm's backward (nChw16c)");
+        return;
+    }
     if (!b->sync && b->training && b->hw > 1) {
         /* The ReLU mask and the residual's gradient are applied inside the kernel's passes, which
          * store dx and dresidual outright when nothing has added to them yet. */
@@ -185,13 +202,18 @@ relate_tensor *relate_batch_norm_act(relate_graph *g, relate_tensor *x, relate_t
     if (residual && (residual->ndim != x->ndim || residual->numel != x->numel))
         return relate_graph_fail(g, RELATE_ERR_SHAPE, "batch_norm: residual %s does not match input",
                                  SHAPE(residual, a));
-    relate_tensor *y = relate_op_output(g, x->ndim, x->shape, x, gamma);
+    if (x->blocked16 && (!training || g->sync_batch || x->ndim != 4 || c % 16))
+        return relate_graph_fail(g, RELATE_ERR_INTERNAL, "batch_norm: the nChw16c layout is built for training "
+                                 "without synchronised statistics, on [N,C,H,W] with C a multiple of 16");
+    if (residual && residual->blocked16 != x->blocked16)
+        return relate_graph_fail(g, RELATE_ERR_INTERNAL, "batch_norm: the residual's layout is not the input's");
+    relate_tensor *y = relate_op_output_layout(g, x->ndim, x->shape, x, gamma, x->blocked16);
     if (!y)
         return NULL;
     if (g->grad_enabled && (beta->requires_grad || (residual && residual->requires_grad)))
         y->requires_grad = true;
     bn_ctx b = {x, gamma, beta, y, residual, relu, NULL, NULL, running_mean, running_var, n, c, hw, training,
-                training && g->sync_batch, eps};
+                training && g->sync_batch, x->blocked16, eps};
     const relate_bn_epilogue ep = {residual ? residual->data : NULL, relu};
     const relate_bn_epilogue *epp = residual || relu ? &ep : NULL;
     if (training) {
@@ -199,7 +221,11 @@ relate_tensor *relate_batch_norm_act(relate_graph *g, relate_tensor *x, relate_t
         if (!b.mean)
             return NULL;
         b.invstd = b.mean + c;
-        if (b.sync) {
+        if (b.blocked) {
+            if (relate_bn16_forward_train(y->data, b.mean, b.invstd, x->data, gamma->data, beta->data, running_mean,
+                                          running_var, n, c, hw, momentum, eps, epp) != 0)
+                return relate_graph_fail(g, RELATE_ERR_NOMEM, "out of memory in batch_norm (nChw16c)");
+        } else if (b.sync) {
             relate_error e = {0};
             if (relate_batchnorm_forward_train_sync(y->data, b.mean, b.invstd, x->data, gamma->data, beta->data,
                                                     running_mean, running_var, n, c, hw, momentum, eps, epp,
@@ -285,7 +311,7 @@ relate_tensor *relate_batch_norm_relu_pool2(relate_graph *g, relate_tensor *x, r
 /* ------------------------------------------------------------------ batch norm + ReLU + conv */
 typedef struct {
     relate_tensor *x, *gamma, *beta, *w, *z;
-    relate_conv2d_dims d;
+    relate_conv2d_dims d; /* d.blocked: x and z in nChw16c */
     float *mean, *invstd;
 } bnconv_ctx;
 
@@ -313,13 +339,31 @@ static void bnconv_backward(relate_graph *g, void *p)
     }
     float *dy = y + ny, *scratch = dy + ny;
     const relate_bn_epilogue relu = {NULL, true};
-    relate_batchnorm_apply_saved(y, b->x->data, b->mean, b->invstd, b->gamma->data, b->beta->data, d->n, d->c,
-                                 d->h * d->w, &relu);
+    if (d->blocked) {
+        if (relate_bn16_apply_saved(y, b->x->data, b->mean, b->invstd, b->gamma->data, b->beta->data, d->n, d->c,
+                                    d->h * d->w, &relu) != 0) {
+            relate_graph_fail(g, RELATE_ERR_NOMEM, "out of memory in bn_relu_conv2d's backward (nChw16c)");
+            if (store_dx)
+                memset(dx, 0, (size_t)b->x->numel * sizeof *dx);
+            return;
+        }
+    } else {
+        relate_batchnorm_apply_saved(y, b->x->data, b->mean, b->invstd, b->gamma->data, b->beta->data, d->n, d->c,
+                                     d->h * d->w, &relu);
+    }
     relate_graph_count(g, conv_flops(d) * (bn_grads + (dw != NULL)), 0);
     relate_conv2d_backward_ex(bn_grads ? dy : NULL, dw, b->z->grad, y, b->w->data, d, scratch, true);
-    if (bn_grads)
+    if (bn_grads && d->blocked) {
+        if (relate_bn16_backward_train(dx, dg, db, dy, b->x->data, b->mean, b->invstd, b->gamma->data, d->n, d->c,
+                                       d->h * d->w, y, NULL, store_dx ? RELATE_BN_STORE_DX : 0u) != 0) {
+            relate_graph_fail(g, RELATE_ERR_NOMEM, "out of memory in bn_relu_conv2d's backward (nChw16c)");
+            if (store_dx)
+                memset(dx, 0, (size_t)b->x->numel * sizeof *dx);
+        }
+    } else if (bn_grads) {
         relate_batchnorm_backward_train_ep(dx, dg, db, dy, b->x->data, b->mean, b->invstd, b->gamma->data, d->n,
                                            d->c, d->h * d->w, y, NULL, store_dx ? RELATE_BN_STORE_DX : 0u);
+    }
 }
 
 relate_tensor *relate_bn_relu_conv2d(relate_graph *g, relate_tensor *x, relate_tensor *gamma, relate_tensor *beta,
@@ -345,11 +389,14 @@ relate_tensor *relate_bn_relu_conv2d(relate_graph *g, relate_tensor *x, relate_t
     bnconv_ctx b = {.x = x, .gamma = gamma, .beta = beta, .w = w};
     if (!conv_dims_of(g, x, w, stride, pad, &b.d))
         return NULL;
+    if (x->blocked16 && (c % 16 || !(b.d.blocked = relate_conv2d_blocked_fits(&b.d))))
+        return relate_graph_fail(g, RELATE_ERR_SHAPE, "bn_relu_conv2d: %d -> %d channels on %dx%d cannot run in the "
+                                 "nChw16c layout", b.d.c, b.d.o, b.d.h, b.d.w);
     b.mean = relate_graph_scratch(g, 2 * (size_t)c * sizeof(float));
     if (!b.mean)
         return NULL;
     b.invstd = b.mean + c;
-    b.z = relate_op_output(g, 4, (int64_t[]){n, b.d.o, b.d.ho, b.d.wo}, x, w);
+    b.z = relate_op_output_layout(g, 4, (int64_t[]){n, b.d.o, b.d.ho, b.d.wo}, x, w, x->blocked16);
     if (!b.z)
         return NULL;
     b.z->requires_grad = true;
@@ -359,8 +406,12 @@ relate_tensor *relate_bn_relu_conv2d(relate_graph *g, relate_tensor *x, relate_t
     if (!y)
         return NULL;
     const relate_bn_epilogue relu = {NULL, true};
-    relate_batchnorm_forward_train_ep(y, b.mean, b.invstd, x->data, gamma->data, beta->data, running_mean,
-                                      running_var, n, c, hw, momentum, eps, &relu);
+    if (!b.d.blocked)
+        relate_batchnorm_forward_train_ep(y, b.mean, b.invstd, x->data, gamma->data, beta->data, running_mean,
+                                          running_var, n, c, hw, momentum, eps, &relu);
+    else if (relate_bn16_forward_train(y, b.mean, b.invstd, x->data, gamma->data, beta->data, running_mean,
+                                       running_var, n, c, hw, momentum, eps, &relu) != 0)
+        return relate_graph_fail(g, RELATE_ERR_NOMEM, "out of memory in bn_relu_conv2d (nChw16c)");
     if (num_batches_tracked)
         (*num_batches_tracked)++;
     relate_conv2d_forward(b.z->data, y, w->data, &b.d, y + ny);

@@ -224,6 +224,30 @@ void relate_conv2d_set_backend(relate_conv_backend b)
     atomic_store(&g_backend, (int)b);
 }
 
+/* RELATE_BLOCKED_LAYOUT=0 in the environment keeps every activation in NCHW (A/B timing, and
+ * the tests' comparison); read once, like RELATE_CONV. */
+static pthread_once_t g_blocked_once = PTHREAD_ONCE_INIT;
+static atomic_int g_blocked = 1;
+
+static void read_blocked_env(void)
+{
+    const char *v = getenv("RELATE_BLOCKED_LAYOUT");
+    if (v && strcmp(v, "0") == 0)
+        atomic_store(&g_blocked, 0);
+}
+
+bool relate_blocked_layout_enabled(void)
+{
+    pthread_once(&g_blocked_once, read_blocked_env);
+    return atomic_load(&g_blocked) != 0;
+}
+
+void relate_set_blocked_layout(bool enabled)
+{
+    pthread_once(&g_blocked_once, read_blocked_env);
+    atomic_store(&g_blocked, enabled ? 1 : 0);
+}
+
 const char *relate_conv2d_backend_name(void)
 {
     switch (relate_conv2d_get_backend()) {
@@ -266,7 +290,7 @@ static int uses_onednn(relate_conv_backend b) { return b != RELATE_CONV_BLAS; }
 
 static int uses_direct(relate_conv_backend b, const relate_conv2d_dims *d)
 {
-    return b == RELATE_CONV_ONEDNN && relate_conv2d_direct_fits(d);
+    return b == RELATE_CONV_ONEDNN && !d->blocked && relate_conv2d_direct_fits(d);
 }
 
 size_t relate_conv2d_scratch_floats(const relate_conv2d_dims *d, int nthreads)
@@ -276,7 +300,7 @@ size_t relate_conv2d_scratch_floats(const relate_conv2d_dims *d, int nthreads)
      * gradient, so the buffer holds the larger. */
     const relate_conv_backend b = relate_conv2d_get_backend();
     const size_t direct = uses_direct(b, d) ? relate_conv2d_direct_scratch_floats(d, nthreads) : 0;
-    if (uses_onednn(b)) {
+    if (uses_onednn(b) || d->blocked) {
         /* Enough for either path on one slice, since oneDNN may refuse a shape at run time. */
         size_t most = 0;
         const int slice = onednn_slice(d);
@@ -285,7 +309,8 @@ size_t relate_conv2d_scratch_floats(const relate_conv2d_dims *d, int nthreads)
             if (sizes[i] == 0)
                 continue;
             relate_conv2d_dims s = slice_dims(d, sizes[i]);
-            size_t dnn = relate_conv2d_onednn_scratch_floats(&s), blas = blas_scratch_floats(&s);
+            /* A blocked shape's fallback (blocked_fallback) allocates its own memory. */
+            size_t dnn = relate_conv2d_onednn_scratch_floats(&s), blas = d->blocked ? 0 : blas_scratch_floats(&s);
             most = dnn > most ? dnn : most;
             most = blas > most ? blas : most;
         }
@@ -309,10 +334,65 @@ int relate_conv2d_weight_grad_fn(float *dw, relate_conv2d_dy_fn dy_of, void *ctx
     return relate_conv2d_direct_weight_grad_fn(dw, dy_of, ctx, tmp_floats, x, d, scratch);
 }
 
+bool relate_conv2d_blocked_fits(const relate_conv2d_dims *d)
+{
+    if (!uses_onednn(relate_conv2d_get_backend()) || d->c % 16 || d->o % 16)
+        return false;
+    relate_conv2d_dims b = *d;
+    b.blocked = 1;
+    const int slice = onednn_slice(&b);
+    const int sizes[2] = {slice, b.n % slice};
+    for (int i = 0; i < 2; i++) {
+        relate_conv2d_dims s = slice_dims(&b, sizes[i]);
+        if (sizes[i] && relate_conv2d_onednn_scratch_floats(&s) == 0)
+            return false;
+    }
+    return true;
+}
+
+/* Where oneDNN fails on a blocked slice at run time (it accepted the shape when the graph was
+ * built, so only for want of memory): the slice in NCHW through im2col + sgemm, in memory of its
+ * own. y (or dx, dw) is left as NaN when even that memory is missing, so the step's loss shows it. */
+static void blocked_fallback(float *y, float *dx, float *dw, const float *dy, const float *x, const float *w,
+                             const relate_conv2d_dims *d, bool dx_store)
+{
+    relate_conv2d_dims p = *d;
+    p.blocked = 0;
+    const size_t nx = (size_t)p.n * p.c * p.h * p.w, ny = (size_t)p.n * p.o * p.ho * p.wo;
+    float *px = malloc(nx * sizeof(float)), *py = malloc(ny * sizeof(float));
+    float *pdx = dx ? calloc(nx, sizeof(float)) : NULL, *scr = malloc(blas_scratch_floats(&p) * sizeof(float) + 64);
+    if (!px || !py || !scr || (dx && !pdx)) {
+        float *outs[3] = {y, dx, dw};
+        size_t lens[3] = {ny, nx, (size_t)p.o * p.c * p.kh * p.kw};
+        for (int k = 0; k < 3; k++)
+            for (size_t i = 0; outs[k] && i < lens[k]; i++)
+                outs[k][i] = __builtin_nanf("");
+    } else {
+        relate_blocked16_to_nchw(px, x, p.n, p.c, p.h * p.w, false);
+        if (y) {
+            blas_forward(py, px, w, &p, scr);
+            relate_nchw_to_blocked16(y, py, p.n, p.o, p.ho * p.wo, false);
+        } else {
+            relate_blocked16_to_nchw(py, dy, p.n, p.o, p.ho * p.wo, false);
+            blas_backward(pdx, dw, py, px, w, &p, scr);
+            if (dx)
+                relate_nchw_to_blocked16(dx, pdx, p.n, p.c, p.h * p.w, !dx_store);
+        }
+    }
+    free(px);
+    free(py);
+    free(pdx);
+    free(scr);
+}
+
 void relate_conv2d_forward(float *y, const float *x, const float *w, const relate_conv2d_dims *d,
                            float *scratch)
 {
     const relate_conv_backend b = relate_conv2d_get_backend();
+    if (!uses_onednn(b) && d->blocked) { /* the backend changed since the graph chose the layout */
+        blocked_fallback(y, NULL, NULL, NULL, x, w, d, false);
+        return;
+    }
     if (!uses_onednn(b)) {
         blas_forward(y, x, w, d, scratch);
         return;
@@ -325,8 +405,12 @@ void relate_conv2d_forward(float *y, const float *x, const float *w, const relat
         relate_conv2d_dims s = slice_dims(d, d->n - i0 < slice ? d->n - i0 : slice);
         float *ys = y + (size_t)i0 * out_img;
         const float *xs = x + (size_t)i0 * in_img;
-        if (relate_conv2d_onednn_forward(ys, xs, w, &s, scratch) != 0)
-            blas_forward(ys, xs, w, &s, scratch);
+        if (relate_conv2d_onednn_forward(ys, xs, w, &s, scratch) != 0) {
+            if (s.blocked)
+                blocked_fallback(ys, NULL, NULL, NULL, xs, w, &s, false);
+            else
+                blas_forward(ys, xs, w, &s, scratch);
+        }
     }
 }
 
@@ -343,6 +427,10 @@ void relate_conv2d_backward_ex(float *dx, float *dw, const float *dy, const floa
         return;
     const size_t in_img = (size_t)d->c * d->h * d->w, out_img = (size_t)d->o * d->ho * d->wo;
     const relate_conv_backend b = relate_conv2d_get_backend();
+    if (!uses_onednn(b) && d->blocked) {
+        blocked_fallback(NULL, dx, dw, dy, x, w, d, dx_store);
+        return;
+    }
     if (!uses_onednn(b)) {
         /* col2im scatters by adding, so a stored dx starts from zeros. */
         if (dx && dx_store)
@@ -360,7 +448,11 @@ void relate_conv2d_backward_ex(float *dx, float *dw, const float *dy, const floa
         relate_conv2d_dims s = slice_dims(d, d->n - i0 < slice ? d->n - i0 : slice);
         float *dxs = dx ? dx + (size_t)i0 * in_img : NULL, *dws = dw;
         const float *dys = dy + (size_t)i0 * out_img, *xs = x + (size_t)i0 * in_img;
-        if (relate_conv2d_onednn_backward(&dxs, &dws, dys, xs, w, &s, scratch, dx_store) != 0 && (dxs || dws)) {
+        if (relate_conv2d_onednn_backward(&dxs, &dws, dys, xs, w, &s, scratch, dx_store) == 0 || (!dxs && !dws))
+            continue;
+        if (s.blocked) {
+            blocked_fallback(NULL, dxs, dws, dys, xs, w, &s, dx_store);
+        } else {
             if (dxs && dx_store) /* the fallback adds: from zeros, whatever oneDNN left there */
                 memset(dxs, 0, (size_t)s.n * in_img * sizeof *dxs);
             blas_backward(dxs, dws, dys, xs, w, &s, scratch);

@@ -61,7 +61,7 @@ static pthread_once_t g_once = PTHREAD_ONCE_INIT;
 static int same_dims(const relate_conv2d_dims *a, const relate_conv2d_dims *b)
 {
     return a->n == b->n && a->c == b->c && a->h == b->h && a->w == b->w && a->o == b->o &&
-           a->kh == b->kh && a->kw == b->kw && a->stride == b->stride && a->pad == b->pad;
+           a->kh == b->kh && a->kw == b->kw && a->stride == b->stride && a->pad == b->pad && a->blocked == b->blocked;
 }
 
 static size_t query_pad(const_dnnl_primitive_desc_t pd, dnnl_memory_desc_t *md)
@@ -249,7 +249,10 @@ static int build(conv_entry *e)
      * input columns unused, which is a smaller, possibly negative, right padding). */
     dnnl_dims_t pr = {(int64_t)(d->ho - 1) * d->stride + d->kh - d->h - d->pad,
                       (int64_t)(d->wo - 1) * d->stride + d->kw - d->w - d->pad};
-    if (md_desc(&src, sd, dnnl_nchw) || md_desc(&wei, wd, dnnl_oihw) || md_desc(&dst, dd, dnnl_nchw) ||
+    /* relate's activations: NCHW, or nChw16c inside ResNet blocks, which is what oneDNN's AVX-512
+     * kernels choose, so that no reorder runs (on an AVX2 CPU oneDNN picks nChw8c and reorders). */
+    const dnnl_format_tag_t act = d->blocked ? dnnl_nChw16c : dnnl_nchw;
+    if (md_desc(&src, sd, act) || md_desc(&wei, wd, dnnl_oihw) || md_desc(&dst, dd, act) ||
         md_desc(&p_src, sd, dnnl_format_tag_any) || md_desc(&p_wei, wd, dnnl_format_tag_any) ||
         md_desc(&p_dst, dd, dnnl_format_tag_any))
         return -1;

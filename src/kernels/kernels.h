@@ -36,6 +36,9 @@ typedef struct relate_conv2d_dims {
     int o, kh, kw;       /* weight [o, c, kh, kw] */
     int stride, pad;     /* same in both directions */
     int ho, wo;          /* output y [n, o, ho, wo], filled by relate_conv2d_dims_init */
+    /* 1: x and y (and dx, dy) are in the nChw16c layout (see relate_bn16_*; c and o multiples
+     * of 16), which only oneDNN's path runs (relate_conv2d_blocked_fits). */
+    int blocked;
 } relate_conv2d_dims;
 
 /* Implementations: oneDNN (the default; what PyTorch uses on x86), with relate's direct kernel
@@ -49,6 +52,13 @@ typedef enum relate_conv_backend {
     RELATE_CONV_ONEDNN_ONLY = 2,
 } relate_conv_backend;
 relate_conv_backend relate_conv2d_get_backend(void);
+/* Whether oneDNN runs this shape with x and y in nChw16c (relate_conv2d_dims.blocked): the
+ * backend is oneDNN's, c and o are multiples of 16 and oneDNN accepts the shape. */
+bool relate_conv2d_blocked_fits(const relate_conv2d_dims *d);
+/* Whether ResNet blocks keep their activations in nChw16c (default yes; RELATE_BLOCKED_LAYOUT=0
+ * in the environment, or the setter, says no). */
+bool relate_blocked_layout_enabled(void);
+void relate_set_blocked_layout(bool enabled);
 void relate_conv2d_set_backend(relate_conv_backend b);
 const char *relate_conv2d_backend_name(void);
 
@@ -132,6 +142,23 @@ void relate_batchnorm_backward_train_ep(float *dx, float *dgamma, float *dbeta, 
                                         const float *saved_invstd, const float *gamma,
                                         int n, int c, int hw, const float *relu_y, float *dresidual,
                                         unsigned store);
+/* Batch norm on activations in oneDNN's nChw16c layout (batchnorm_blocked.c; c a multiple of 16):
+ * element (i, ch, p) of [n, c, hw] at ((i * c/16 + ch/16) * hw + p) * 16 + ch % 16. The same
+ * arguments, expressions and store flags as the NCHW kernels above; the sums run over fixed
+ * chunks of images, so the bits do not depend on the thread count (they differ from the NCHW
+ * kernels' by summation order). Each returns 0, or -1 (nothing done) when c is not a multiple of
+ * 16 or memory for the per-chunk sums is short. */
+int relate_bn16_forward_train(float *y, float *saved_mean, float *saved_invstd, const float *x, const float *gamma,
+                              const float *beta, float *running_mean, float *running_var, int n, int c, int hw,
+                              float momentum, float eps, const relate_bn_epilogue *ep);
+int relate_bn16_apply_saved(float *y, const float *x, const float *saved_mean, const float *saved_invstd,
+                            const float *gamma, const float *beta, int n, int c, int hw, const relate_bn_epilogue *ep);
+int relate_bn16_backward_train(float *dx, float *dgamma, float *dbeta, const float *dy, const float *x,
+                               const float *saved_mean, const float *saved_invstd, const float *gamma, int n, int c,
+                               int hw, const float *relu_y, float *dresidual, unsigned store);
+/* NCHW <-> nChw16c (c a multiple of 16), dst stored or, with `add`, added to. */
+void relate_nchw_to_blocked16(float *dst, const float *src, int n, int c, int hw, bool add);
+void relate_blocked16_to_nchw(float *dst, const float *src, int n, int c, int hw, bool add);
 /* Synchronised batch norm (data-parallel training, issue 12): each replica holds n of the global
  * batch's images; the statistics are those of the whole batch. `reduce` must replace buf[0..len)
  * by its sum over every replica, the same bits on each (relate_dist_allreduce_sum_f64), and

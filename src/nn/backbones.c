@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "base/suggest.h"
+#include "kernels/kernels.h"
 #include "relate/nn.h"
 
 static const char *const backbone_names[] = {"conv4", "resnet8", "resnet32", "resnet56", "resnet34", NULL};
@@ -225,6 +226,38 @@ static relate_tensor *block_forward(relate_graph *g, relate_backbone *bb, relate
     return bn_traced(g, bb, &b->bn2, h2, shortcut, true, training);
 }
 
+/* Whether the blocks of this forward keep their activations in nChw16c (relate_to_blocked16):
+ * in training, untraced, without synchronised statistics (the blocked batch norm has neither an
+ * eval nor a synchronised kernel), and where oneDNN runs every convolution of every block in
+ * that layout, for an input like h. */
+static bool blocks_in_blocked_layout(relate_graph *g, const relate_backbone *bb, const relate_tensor *h, bool training)
+{
+    if (!h || !training || bb->trace || !relate_blocked_layout_enabled() || relate_graph_sync_batch(g))
+        return false;
+    int c = (int)h->shape[1], hh = (int)h->shape[2], ww = (int)h->shape[3];
+    for (int s = 0; s < bb->nstages; s++)
+        for (int b = 0; b < bb->blocks_per_stage[s]; b++) {
+            const relate_basic_block *k = &bb->blocks[s][b];
+            const relate_conv_layer *cl[3] = {&k->conv1, &k->conv2, k->has_downsample ? &k->down_conv : NULL};
+            relate_conv2d_dims d[3];
+            for (int i = 0; i < 3; i++) {
+                if (!cl[i])
+                    continue;
+                const bool second = i == 1;
+                d[i] = (relate_conv2d_dims){.n = (int)h->shape[0], .c = second ? d[0].o : c,
+                                            .h = second ? d[0].ho : hh, .w = second ? d[0].wo : ww,
+                                            .o = cl[i]->out, .kh = cl[i]->k, .kw = cl[i]->k,
+                                            .stride = cl[i]->stride, .pad = cl[i]->pad};
+                if (relate_conv2d_dims_init(&d[i]) != 0 || !relate_conv2d_blocked_fits(&d[i]))
+                    return false;
+            }
+            c = d[1].o;
+            hh = d[1].ho;
+            ww = d[1].wo;
+        }
+    return true;
+}
+
 relate_tensor *relate_backbone_forward_ex(relate_graph *g, relate_backbone *bb, relate_tensor *x,
                                           bool training, relate_tensor **local_map)
 {
@@ -276,9 +309,16 @@ relate_tensor *relate_backbone_forward_ex(relate_graph *g, relate_backbone *bb, 
             h = relate_max_pool2d(g, h, 3, 2, 1);
             trace(bb, "", "MaxPool2d(3, 2, 1)", h, 0);
         }
+        /* The blocks in nChw16c: oneDNN's convolutions then read and write their activations
+         * as they lie, where NCHW cost a reorder into and out of every convolution. */
+        const bool blocked = blocks_in_blocked_layout(g, bb, h, training);
+        if (blocked)
+            h = relate_to_blocked16(g, h);
         for (int s = 0; s < bb->nstages; s++)
             for (int b = 0; b < bb->blocks_per_stage[s]; b++)
                 h = block_forward(g, bb, &bb->blocks[s][b], h, training);
+        if (blocked)
+            h = relate_from_blocked16(g, h);
     }
     h = relate_global_avg_pool(g, h);
     trace(bb, "", "AdaptiveAvgPool2d(1) + flatten", h, 0);

@@ -60,6 +60,8 @@ void test_conv_thread_history(void);
 void test_conv_dims(void);
 /* kernels_batchnorm.c */
 void test_batchnorm(int fd);
+/* kernels_batchnorm_blocked.c */
+void test_batchnorm_blocked(void);
 /* kernels_pool.c */
 void test_pool(int fd);
 void test_pool_dims(void);

@@ -6,6 +6,7 @@ relate_add_test(test_kernels ${CMAKE_CURRENT_LIST_DIR}/test_kernels.c
   ${CMAKE_CURRENT_LIST_DIR}/kernels_harness.c
   ${CMAKE_CURRENT_LIST_DIR}/kernels_conv.c
   ${CMAKE_CURRENT_LIST_DIR}/kernels_batchnorm.c
+  ${CMAKE_CURRENT_LIST_DIR}/kernels_batchnorm_blocked.c
   ${CMAKE_CURRENT_LIST_DIR}/kernels_pool.c
   ${CMAKE_CURRENT_LIST_DIR}/kernels_elementwise.c
   ${CMAKE_CURRENT_LIST_DIR}/kernels_dense.c

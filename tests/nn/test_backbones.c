@@ -1,9 +1,12 @@
 /* test_backbones.c: structure of the five backbones (spec 2.6 counts and names), their
  * initialisation (spec 2.5), the shapes they accept and the errors for those they do not.
+ * and that a ResNet's blocks compute the same in the nChw16c layout as in NCHW.
  * Not a numerical comparison with PyTorch: test_backbone_golden.c does that. */
 #include <math.h>
+#include <stdlib.h>
 #include <string.h>
 
+#include "kernels/kernels.h"
 #include "relate/graph.h"
 #include "relate/nn.h"
 #include "test_util.h"
@@ -143,10 +146,73 @@ static void check_errors(void)
     relate_backbone_free(&bb);
 }
 
+/* A ResNet's blocks keep their activations in nChw16c in training (relate_to_blocked16) where
+ * oneDNN runs their convolutions so; the step must compute what NCHW computes, up to the order of
+ * batch norm's double sums: the features, every parameter's gradient, the running statistics. */
+static void check_blocked_layout(void)
+{
+    relate_conv2d_dims d = {.n = 4, .c = 16, .h = 16, .w = 16, .o = 32, .kh = 3, .kw = 3, .stride = 2, .pad = 1};
+    CHECK_MSG(relate_conv2d_dims_init(&d) == 0 && relate_conv2d_blocked_fits(&d),
+              "oneDNN does not run resnet8's convolutions in nChw16c: the comparison below would not test it");
+    float *feat[2] = {0}, *grad[2] = {0}, *run[2] = {0};
+    size_t nf = 0, ng = 0, nr = 0;
+    for (int blocked = 0; blocked < 2; blocked++) {
+        relate_set_blocked_layout(blocked);
+        relate_backbone bb;
+        relate_error err = {0};
+        CHECK(relate_backbone_create(&bb, "resnet8", 3, &err) == RELATE_OK);
+        relate_graph *g = relate_graph_create();
+        relate_tensor *x = relate_tensor_new(g, 4, (int64_t[]){4, 3, 16, 16});
+        relate_test_fill(x->data, (size_t)x->numel, 77);
+        relate_params_zero_grad(&bb.params);
+        relate_tensor *y = relate_backbone_forward(g, &bb, x, true);
+        relate_tensor *r = y ? relate_tensor_new(g, 2, y->shape) : NULL;
+        if (r)
+            relate_test_fill(r->data, (size_t)r->numel, 78);
+        relate_tensor *loss = relate_sum(g, relate_mul(g, y, r));
+        CHECK_MSG(loss && relate_graph_backward(g, loss) == RELATE_OK, "%s", relate_graph_error(g)->msg);
+        if (loss) {
+            nf = (size_t)y->numel;
+            feat[blocked] = malloc(nf * sizeof(float));
+            memcpy(feat[blocked], y->data, nf * sizeof(float));
+            ng = nr = 0;
+            for (int p = 0; p < bb.params.count; p++) {
+                const relate_param *e = bb.params.items[p];
+                ng += e->kind == RELATE_PARAM ? (size_t)e->numel : 0;
+                nr += e->kind == RELATE_BUFFER_F32 ? (size_t)e->numel : 0;
+            }
+            grad[blocked] = malloc(ng * sizeof(float));
+            run[blocked] = malloc(nr * sizeof(float));
+            size_t gi = 0, ri = 0;
+            for (int p = 0; p < bb.params.count; p++) {
+                const relate_param *e = bb.params.items[p];
+                if (e->kind == RELATE_PARAM) {
+                    memcpy(grad[blocked] + gi, e->grad, (size_t)e->numel * sizeof(float));
+                    gi += (size_t)e->numel;
+                } else if (e->kind == RELATE_BUFFER_F32) {
+                    memcpy(run[blocked] + ri, e->data, (size_t)e->numel * sizeof(float));
+                    ri += (size_t)e->numel;
+                }
+            }
+        }
+        relate_graph_destroy(g);
+        relate_backbone_free(&bb);
+    }
+    relate_set_blocked_layout(true);
+    if (feat[0] && feat[1]) {
+        relate_test_check_close("resnet8 training, nChw16c vs NCHW: features", feat[1], feat[0], nf, 1e-5);
+        relate_test_check_close("resnet8 training, nChw16c vs NCHW: gradients", grad[1], grad[0], ng, 1e-4);
+        relate_test_check_close("resnet8 training, nChw16c vs NCHW: running statistics", run[1], run[0], nr, 1e-5);
+    }
+    for (int k = 0; k < 2; k++)
+        free(feat[k]), free(grad[k]), free(run[k]);
+}
+
 int main(void)
 {
     check_counts();
     check_names();
+    check_blocked_layout();
     check_init();
     check_shapes();
     check_errors();

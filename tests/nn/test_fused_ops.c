@@ -3,7 +3,7 @@
  * finite differences (test_graph_ops) and PyTorch goldens, so agreement here carries those
  * checks over. Shapes include odd sizes (floor-mode pooling), a batch of 2 and, for the relation
  * head, pairs that share view rows (the scatter of the backward pass); the stem's fused op, bit for
- * bit at several thread counts.
+ * bit at several thread counts; and each op that takes the nChw16c layout against itself in NCHW.
  * Not a speed test: bench/run_suite.sh measures what the fusion buys. */
 #include <math.h>
 #include <stdio.h>
@@ -199,6 +199,72 @@ static void check_bn_relu_conv(void)
             compare(name, &in, build_bn_relu_conv, 0.0);
             relate_params_free(&in.store);
         }
+}
+
+/* ---- the nChw16c layout (relate_to_blocked16): each op that takes a blocked tensor, between the
+ * two conversions, against the same op in NCHW. The convolutions are oneDNN's own kernels either
+ * way and the conversions move bits, so they agree to the bit; batch norm sums in another order. */
+static int g_blocked_op; /* 0 conv, 1 bn + add + relu, 2 bn + relu + conv, 3 conv 1x1 stride 2 */
+
+static relate_tensor *build_blocked(relate_graph *g, relate_tensor **t, inputs *in, int blocked)
+{
+    const int k = blocked;
+    relate_tensor *x = blocked ? relate_to_blocked16(g, t[0]) : t[0], *y = NULL;
+    switch (g_blocked_op) {
+    case 0:
+        y = relate_conv2d(g, x, t[1], 1, 1);
+        break;
+    case 1:
+        y = relate_batch_norm_act(g, x, t[1], t[2], in->rm[k], in->rv[k], NULL, true, 0.1f, 1e-5f,
+                                  blocked ? relate_to_blocked16(g, t[3]) : t[3], true);
+        break;
+    case 2:
+        y = relate_bn_relu_conv2d(g, x, t[1], t[2], in->rm[k], in->rv[k], NULL, 0.1f, 1e-5f, t[3], 1, 1);
+        break;
+    default:
+        y = relate_conv2d(g, x, t[1], 2, 0);
+        break;
+    }
+    return blocked ? relate_from_blocked16(g, y) : y;
+}
+
+static void check_blocked_layout(void)
+{
+    static const char *names[4] = {"conv 3x3", "bn + add + relu", "bn + relu + conv 3x3", "conv 1x1 stride 2"};
+    const int64_t x[4] = {3, 32, 6, 5}, c[1] = {32};
+    for (g_blocked_op = 0; g_blocked_op < 4; g_blocked_op++) {
+        inputs in = {0};
+        relate_params_init(&in.store);
+        add_input(&in, "x", 4, x);
+        if (g_blocked_op == 0 || g_blocked_op == 3) {
+            const int kk = g_blocked_op == 0 ? 3 : 1;
+            add_input(&in, "w", 4, (int64_t[]){48, 32, kk, kk});
+        } else {
+            add_input(&in, "gamma", 1, c);
+            add_input(&in, "beta", 1, c);
+            if (g_blocked_op == 1)
+                add_input(&in, "residual", 4, x);
+            else
+                add_input(&in, "w", 4, (int64_t[]){16, 32, 3, 3});
+        }
+        finalize(&in, (uint64_t)(900 + g_blocked_op), (const float[]){0.3f, 1.0f, 0.1f, -0.2f});
+        char name[96];
+        snprintf(name, sizeof name, "nChw16c vs NCHW: %s", names[g_blocked_op]);
+        compare(name, &in, build_blocked, g_blocked_op == 0 || g_blocked_op == 3 ? 0.0 : 1e-6);
+        relate_params_free(&in.store);
+    }
+    /* An op that reads NCHW refuses a blocked tensor, and the conversions check their input. */
+    relate_graph *g = relate_graph_create();
+    relate_tensor *t = relate_tensor_zeros(g, 4, (int64_t[]){2, 16, 3, 3});
+    relate_tensor *b = relate_to_blocked16(g, t);
+    CHECK(b && b->blocked16);
+    CHECK_MSG(relate_global_avg_pool(g, b) == NULL && strstr(relate_graph_error(g)->msg, "nChw16c"),
+              "global_avg_pool took a blocked tensor: %s", relate_graph_error(g)->msg);
+    relate_graph_reset(g);
+    CHECK(relate_to_blocked16(g, relate_tensor_zeros(g, 4, (int64_t[]){2, 8, 3, 3})) == NULL);
+    relate_graph_reset(g);
+    CHECK(relate_from_blocked16(g, relate_tensor_zeros(g, 4, (int64_t[]){2, 16, 3, 3})) == NULL);
+    relate_graph_destroy(g);
 }
 
 /* ---- relation head (a, b, bias1, gamma, beta, w2, b2) */
@@ -474,6 +540,7 @@ int main(void)
     check_batch_norm_fusions();
     check_bn_relu_conv();
     check_conv_bn_relu_pool();
+    check_blocked_layout();
     check_relation_head();
     check_relation_head_threads();
     check_gradient_release();

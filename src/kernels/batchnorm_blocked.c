@@ -1,0 +1,277 @@
+/* batchnorm_blocked.c: batch norm (training forward with its epilogue, the forward again from saved
+ * statistics, training backward) on activations in oneDNN's nChw16c layout, and the reorders
+ * between that layout and relate's NCHW.
+ *
+ * Why: a ResNet step spends a sixth of its time in oneDNN reorders when every convolution's input
+ * and output travel between relate's NCHW and the blocked layout oneDNN computes in (resnet32,
+ * bench/profile_step.sh). A ResNet's blocks keep their activations blocked instead, so the
+ * convolutions read and write them as they are, and batch norm works on them here.
+ *
+ * The layout: element (i, ch, p) of an [n, c, hw] tensor (c a multiple of 16) lies at
+ * ((i * c/16 + ch/16) * hw + p) * 16 + ch % 16: for each image, each block of 16 channels holds
+ * its positions one after another, 16 channels each. A vector of 16 floats is 16 channels.
+ *
+ * Sums: each channel's sums run in double over fixed chunks of images (SUM_CHUNKS of them,
+ * whatever the thread count), which are then added in chunk order; so the bits depend on the
+ * inputs alone. The per-element expressions are those of batchnorm.c (batchnorm_planes.h); only
+ * the order of the sums differs from the NCHW kernels. Not the NCHW kernels (batchnorm.c) nor
+ * the graph ops (src/autograd/ops_nn.c). */
+#include <stdlib.h>
+#include <string.h>
+
+#include "kernels/batchnorm_planes.h"
+
+#define LANES 16
+/* Chunks of images per channel block whose sums are kept apart: the unit of parallel work for
+ * the sums, fixed so that the bits do not depend on the thread count. */
+#define SUM_CHUNKS 32
+
+static int chunk_begin(int n, int j) { return (int)((int64_t)n * j / SUM_CHUNKS); }
+
+/* The 16 channels of block cb of image i. */
+static inline const float *block_of(const float *x, int i, int nb, int cb, int hw)
+{
+    return x + (((size_t)i * nb + cb) * hw) * LANES;
+}
+
+/* ------------------------------------------------------------------ layout */
+void relate_nchw_to_blocked16(float *dst, const float *src, int n, int c, int hw, bool add)
+{
+    const int nb = c / LANES;
+#pragma omp parallel for collapse(2) schedule(static) if ((size_t)n * c * hw >= BN_PAR_MIN)
+    for (int i = 0; i < n; i++)
+        for (int cb = 0; cb < nb; cb++) {
+            float *d = dst + (((size_t)i * nb + cb) * hw) * LANES;
+            const float *s = src + ((size_t)i * c + (size_t)cb * LANES) * hw;
+            for (int p = 0; p < hw; p++)
+                for (int l = 0; l < LANES; l++)
+                    d[(size_t)p * LANES + l] = add ? d[(size_t)p * LANES + l] + s[(size_t)l * hw + p] : s[(size_t)l * hw + p];
+        }
+}
+
+void relate_blocked16_to_nchw(float *dst, const float *src, int n, int c, int hw, bool add)
+{
+    const int nb = c / LANES;
+#pragma omp parallel for collapse(2) schedule(static) if ((size_t)n * c * hw >= BN_PAR_MIN)
+    for (int i = 0; i < n; i++)
+        for (int cb = 0; cb < nb; cb++) {
+            const float *s = src + (((size_t)i * nb + cb) * hw) * LANES;
+            float *d = dst + ((size_t)i * c + (size_t)cb * LANES) * hw;
+            for (int l = 0; l < LANES; l++)
+                for (int p = 0; p < hw; p++)
+                    d[(size_t)l * hw + p] = add ? d[(size_t)l * hw + p] + s[(size_t)p * LANES + l] : s[(size_t)p * LANES + l];
+        }
+}
+
+/* ------------------------------------------------------------------ forward */
+/* Sums of chunk j of block cb: x (dev == NULL) or (x - dev)^2, into part[j * c + cb*16 + l]. */
+static void chunk_stats(double *part, const float *x, int n, int c, int hw, int cb, int j, const double *dev)
+{
+    const int nb = c / LANES;
+    double acc[LANES] = {0};
+    for (int i = chunk_begin(n, j); i < chunk_begin(n, j + 1); i++) {
+        const float *xb = block_of(x, i, nb, cb, hw);
+        if (dev) {
+            for (int p = 0; p < hw; p++) {
+#pragma omp simd
+                for (int l = 0; l < LANES; l++) {
+                    const double dlt = xb[(size_t)p * LANES + l] - dev[l];
+                    acc[l] += dlt * dlt;
+                }
+            }
+        } else {
+            for (int p = 0; p < hw; p++) {
+#pragma omp simd
+                for (int l = 0; l < LANES; l++)
+                    acc[l] += xb[(size_t)p * LANES + l];
+            }
+        }
+    }
+    memcpy(part + (size_t)j * c + (size_t)cb * LANES, acc, sizeof acc);
+}
+
+/* Every chunk's sums of every block, in parallel; then each channel's total in chunk order. */
+static void channel_totals(double *total, double *part, const float *x, int n, int c, int hw, const double *dev)
+{
+    const int nb = c / LANES;
+#pragma omp parallel for collapse(2) schedule(static) if ((size_t)n * c * hw >= BN_PAR_MIN)
+    for (int cb = 0; cb < nb; cb++)
+        for (int j = 0; j < SUM_CHUNKS; j++)
+            chunk_stats(part, x, n, c, hw, cb, j, dev ? dev + (size_t)cb * LANES : NULL);
+    for (int ch = 0; ch < c; ch++) {
+        double s = 0;
+        for (int j = 0; j < SUM_CHUNKS; j++)
+            s += part[(size_t)j * c + ch];
+        total[ch] = s;
+    }
+}
+
+/* y = x * alpha + shift per channel, then + residual, then ReLU: the expressions of
+ * range_affine and epilogue_row. */
+static void affine16(float *y, const float *x, const float *alpha, const float *shift, int n, int c, int hw,
+                     const relate_bn_epilogue *ep)
+{
+    const int nb = c / LANES;
+    const float *res = ep ? ep->residual : NULL;
+    const bool relu = ep && ep->relu;
+#pragma omp parallel for collapse(2) schedule(static) if ((size_t)n * c * hw >= BN_PAR_MIN)
+    for (int i = 0; i < n; i++)
+        for (int cb = 0; cb < nb; cb++) {
+            const size_t off = (((size_t)i * nb + cb) * hw) * LANES;
+            const float *a = alpha + (size_t)cb * LANES, *s = shift + (size_t)cb * LANES;
+            for (int p = 0; p < hw; p++) {
+                const size_t q = off + (size_t)p * LANES;
+#pragma omp simd
+                for (int l = 0; l < LANES; l++) {
+                    float v = x[q + l] * a[l] + s[l];
+                    if (res)
+                        v = v + res[q + l];
+                    if (relu)
+                        v = v > 0.0f ? v : (v != v ? v : 0.0f);
+                    y[q + l] = v;
+                }
+            }
+        }
+}
+
+static void coefficients(float *alpha, float *shift, const float *mean, const float *invstd, const float *gamma,
+                         const float *beta, int c)
+{
+    for (int ch = 0; ch < c; ch++) {
+        alpha[ch] = invstd[ch] * gamma_of(gamma, ch);
+        shift[ch] = beta_of(beta, ch) - mean[ch] * alpha[ch];
+    }
+}
+
+int relate_bn16_forward_train(float *y, float *saved_mean, float *saved_invstd, const float *x, const float *gamma,
+                              const float *beta, float *running_mean, float *running_var, int n, int c, int hw,
+                              float momentum, float eps, const relate_bn_epilogue *ep)
+{
+    if (c % LANES)
+        return -1;
+    double *part = malloc(sizeof(double) * ((size_t)SUM_CHUNKS * c + 2 * (size_t)c));
+    float *coef = malloc(sizeof(float) * 2 * (size_t)c);
+    if (!part || !coef) {
+        free(part);
+        free(coef);
+        return -1;
+    }
+    double *mean = part + (size_t)SUM_CHUNKS * c, *var = mean + c;
+    const double m = (double)n * hw;
+    channel_totals(mean, part, x, n, c, hw, NULL);
+    for (int ch = 0; ch < c; ch++)
+        mean[ch] /= m;
+    channel_totals(var, part, x, n, c, hw, mean);
+    for (int ch = 0; ch < c; ch++)
+        relate_bn_finish_channel(mean[ch], var[ch], m, ch, saved_mean, saved_invstd, running_mean, running_var,
+                                 momentum, eps);
+    coefficients(coef, coef + c, saved_mean, saved_invstd, gamma, beta, c);
+    affine16(y, x, coef, coef + c, n, c, hw, ep);
+    free(part);
+    free(coef);
+    return 0;
+}
+
+int relate_bn16_apply_saved(float *y, const float *x, const float *saved_mean, const float *saved_invstd,
+                            const float *gamma, const float *beta, int n, int c, int hw, const relate_bn_epilogue *ep)
+{
+    if (c % LANES)
+        return -1;
+    float *coef = malloc(sizeof(float) * 2 * (size_t)c);
+    if (!coef)
+        return -1;
+    coefficients(coef, coef + c, saved_mean, saved_invstd, gamma, beta, c);
+    affine16(y, x, coef, coef + c, n, c, hw, ep);
+    free(coef);
+    return 0;
+}
+
+/* ------------------------------------------------------------------ backward */
+/* dz = dy, or dy where y > 0 (the epilogue's ReLU, recomputed instead of stored). */
+static inline float masked(const float *dy, const float *relu_y, size_t q)
+{
+    return relu_y ? (relu_y[q] > 0.0f ? dy[q] : 0.0f) : dy[q];
+}
+
+/* Chunk j of block cb: sum(dz) into part[...] and sum((x - mean) dz) into part2[...]. */
+static void chunk_grad_sums(double *part, double *part2, const float *dy, const float *relu_y, const float *x,
+                            const float *mean, int n, int c, int hw, int cb, int j)
+{
+    const int nb = c / LANES;
+    double s[LANES] = {0}, dp[LANES] = {0};
+    const float *mu = mean + (size_t)cb * LANES;
+    for (int i = chunk_begin(n, j); i < chunk_begin(n, j + 1); i++) {
+        const size_t off = (((size_t)i * nb + cb) * hw) * LANES;
+        for (int p = 0; p < hw; p++) {
+            const size_t q = off + (size_t)p * LANES;
+#pragma omp simd
+            for (int l = 0; l < LANES; l++) {
+                const float g = masked(dy, relu_y, q + l);
+                s[l] += g;
+                dp[l] += (double)(x[q + l] - mu[l]) * g;
+            }
+        }
+    }
+    memcpy(part + (size_t)j * c + (size_t)cb * LANES, s, sizeof s);
+    memcpy(part2 + (size_t)j * c + (size_t)cb * LANES, dp, sizeof dp);
+}
+
+int relate_bn16_backward_train(float *dx, float *dgamma, float *dbeta, const float *dy, const float *x,
+                               const float *saved_mean, const float *saved_invstd, const float *gamma, int n, int c,
+                               int hw, const float *relu_y, float *dresidual, unsigned store)
+{
+    if (c % LANES)
+        return -1;
+    if (!dx && !dgamma && !dbeta && !dresidual)
+        return 0;
+    const bool store_dx = store & RELATE_BN_STORE_DX, store_dres = store & RELATE_BN_STORE_DRESIDUAL;
+    const int nb = c / LANES;
+    const size_t total = (size_t)n * c * hw;
+    double *part = malloc(sizeof(double) * 2 * (size_t)SUM_CHUNKS * c);
+    float *coef = malloc(sizeof(float) * 3 * (size_t)c);
+    if (!part || !coef) {
+        free(part);
+        free(coef);
+        return -1;
+    }
+    double *part2 = part + (size_t)SUM_CHUNKS * c;
+    float *gm = coef, *k = coef + c, *sc = coef + 2 * (size_t)c;
+#pragma omp parallel for collapse(2) schedule(static) if (total >= BN_PAR_MIN)
+    for (int cb = 0; cb < nb; cb++)
+        for (int j = 0; j < SUM_CHUNKS; j++)
+            chunk_grad_sums(part, part2, dy, relu_y, x, saved_mean, n, c, hw, cb, j);
+    const double m = (double)n * hw;
+    for (int ch = 0; ch < c; ch++) {
+        double s = 0, dp = 0;
+        for (int j = 0; j < SUM_CHUNKS; j++) {
+            s += part[(size_t)j * c + ch];
+            dp += part2[(size_t)j * c + ch];
+        }
+        backward_coefficients(s, dp, m, ch, saved_invstd, gamma, dgamma, dbeta, &gm[ch], &k[ch], &sc[ch]);
+    }
+    if (dx || dresidual) {
+#pragma omp parallel for collapse(2) schedule(static) if (total >= BN_PAR_MIN)
+        for (int i = 0; i < n; i++)
+            for (int cb = 0; cb < nb; cb++) {
+                const size_t off = (((size_t)i * nb + cb) * hw) * LANES;
+                const float *mu = saved_mean + (size_t)cb * LANES, *g0 = gm + (size_t)cb * LANES,
+                            *k0 = k + (size_t)cb * LANES, *s0 = sc + (size_t)cb * LANES;
+                for (int p = 0; p < hw; p++) {
+                    const size_t q = off + (size_t)p * LANES;
+#pragma omp simd
+                    for (int l = 0; l < LANES; l++) {
+                        const float g = masked(dy, relu_y, q + l);
+                        if (dresidual)
+                            dresidual[q + l] = store_dres ? g : dresidual[q + l] + g;
+                        if (dx) {
+                            const float v = ((g - g0[l]) - (x[q + l] - mu[l]) * k0[l]) * s0[l];
+                            dx[q + l] = store_dx ? v : dx[q + l] + v;
+                        }
+                    }
+                }
+            }
+    }
+    free(part);
+    free(coef);
+    return 0;
+}
