@@ -452,9 +452,11 @@ int relate_conv2d_onednn_backward(float **dx, float **dw, const float *dy, const
         bdy = input_buf(&op->arg[0], dy, &cur, pad, &err);
         cur = phase;
         void *bw = input_buf(&op->arg[1], w, &cur, pad, &err);
-        void *out = cur;
+        /* A fresh dx already in the primitive's layout (nChw16c activations) is written in place. */
+        const bool direct = dx_store && !op->arg[2].reorder;
+        void *out = direct ? (void *)*dx : cur;
         if (err || run(op, bdy, bw, out, pad) != 0 ||
-            accumulate(&op->arg[2], *dx, out, (size_t)d->n * d->c * d->h * d->w, pad, dx_store) != 0)
+            (!direct && accumulate(&op->arg[2], *dx, out, (size_t)d->n * d->c * d->h * d->w, pad, dx_store) != 0))
             return -1;
         *dx = NULL;
     }
