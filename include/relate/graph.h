@@ -152,9 +152,13 @@ relate_tensor *relate_bn_relu_conv2d(relate_graph *g, relate_tensor *x, relate_t
  * so that oneDNN's convolutions read and write them without reorders. relate_conv2d takes a
  * blocked x where relate_conv2d_blocked_fits says oneDNN runs the shape (y is then blocked);
  * relate_batch_norm_act (training, without synchronised statistics; a residual must be blocked
- * too) and relate_bn_relu_conv2d take a blocked x and give a blocked output. The values are those
+ * too), relate_batch_norm_relu_pool2 and relate_bn_relu_conv2d take a blocked x and give a
+ * blocked output. The values are those
  * of the NCHW ops up to the order of batch norm's double sums. Conversions, with their gradients: */
 relate_tensor *relate_to_blocked16(relate_graph *g, relate_tensor *x);   /* [N,C,H,W], C % 16 == 0 */
+/* relate_to_blocked16(relate_conv2d(x, w, stride, pad)) without the conversion: x NCHW with any
+ * channel count, y nChw16c (conv4's second layer, whose input has 8 channels). */
+relate_tensor *relate_conv2d_to_blocked16(relate_graph *g, relate_tensor *x, relate_tensor *w, int stride, int pad);
 relate_tensor *relate_from_blocked16(relate_graph *g, relate_tensor *x); /* back to NCHW */
 relate_tensor *relate_relu(relate_graph *g, relate_tensor *x);
 relate_tensor *relate_leaky_relu(relate_graph *g, relate_tensor *x, float slope);

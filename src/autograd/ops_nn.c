@@ -58,18 +58,22 @@ static bool conv_dims_of(relate_graph *g, const relate_tensor *x, const relate_t
     return true;
 }
 
-relate_tensor *relate_conv2d(relate_graph *g, relate_tensor *x, relate_tensor *w, int stride, int pad)
+/* y blocked when x is, or when out_blocked (an NCHW x with any channel count: conv4's second layer). */
+static relate_tensor *conv2d_op(relate_graph *g, relate_tensor *x, relate_tensor *w, int stride, int pad,
+                                bool out_blocked)
 {
     if (!x || !w)
         return NULL;
     relate_conv2d_dims d;
     if (!conv_dims_of(g, x, w, stride, pad, &d))
         return NULL;
-    if (x->blocked16 && !(d.blocked = relate_conv2d_blocked_fits(&d)))
+    d.blocked = (x->blocked16 ? RELATE_CONV_BLOCKED_X : 0) | (x->blocked16 || out_blocked ? RELATE_CONV_BLOCKED_Y : 0);
+    if (d.blocked && !relate_conv2d_blocked_fits(&d))
         return relate_graph_fail(g, RELATE_ERR_SHAPE,
                                  "conv2d: %d -> %d channels on %dx%d cannot run in the nChw16c layout (oneDNN's, with "
                                  "channel counts that are multiples of 16)", d.c, d.o, d.h, d.w);
-    relate_tensor *y = relate_op_output_layout(g, 4, (int64_t[]){d.n, d.o, d.ho, d.wo}, x, w, x->blocked16);
+    relate_tensor *y = relate_op_output_layout(g, 4, (int64_t[]){d.n, d.o, d.ho, d.wo}, x, w,
+                                               (d.blocked & RELATE_CONV_BLOCKED_Y) != 0);
     float *scratch = y ? relate_graph_workspace(g, relate_conv2d_scratch_floats(&d, relate_get_threads()) * sizeof(float)) : NULL;
     if (!scratch)
         return NULL;
@@ -78,6 +82,18 @@ relate_tensor *relate_conv2d(relate_graph *g, relate_tensor *x, relate_tensor *w
     if (y->requires_grad && !relate_op_save(g, conv2d_backward, &(conv_ctx){x, w, y, d}, sizeof(conv_ctx)))
         return NULL;
     return y;
+}
+
+relate_tensor *relate_conv2d(relate_graph *g, relate_tensor *x, relate_tensor *w, int stride, int pad)
+{
+    return conv2d_op(g, x, w, stride, pad, false);
+}
+
+relate_tensor *relate_conv2d_to_blocked16(relate_graph *g, relate_tensor *x, relate_tensor *w, int stride, int pad)
+{
+    if (x && x->blocked16)
+        return relate_graph_fail(g, RELATE_ERR_SHAPE, "conv2d_to_blocked16: the input is already in nChw16c");
+    return conv2d_op(g, x, w, stride, pad, true);
 }
 
 /* ------------------------------------------------------------------ batch norm */
@@ -252,6 +268,7 @@ relate_tensor *relate_batch_norm_act(relate_graph *g, relate_tensor *x, relate_t
 typedef struct {
     relate_tensor *x, *gamma, *beta, *y;
     float *mean, *invstd;
+    bool blocked; /* x and y in nChw16c */
 } bnpool_ctx;
 
 static void bnpool_backward(relate_graph *g, void *p)
@@ -262,9 +279,10 @@ static void bnpool_backward(relate_graph *g, void *p)
     bool store_dx;
     float *dx = relate_grad_to_write(g, b->x, &store_dx);
     float *dg = relate_grad_of(g, b->gamma), *db = relate_grad_of(g, b->beta);
-    if (relate_bn_relu_pool2_backward_train(dx, dg, db, b->y->grad, b->x->data, b->mean, b->invstd, b->gamma->data,
-                                            b->beta->data, (int)b->x->shape[0], (int)b->x->shape[1],
-                                            (int)b->x->shape[2], (int)b->x->shape[3], store_dx) != 0)
+    const int n = (int)b->x->shape[0], c = (int)b->x->shape[1], h = (int)b->x->shape[2], w = (int)b->x->shape[3];
+    if ((b->blocked ? relate_bn16_relu_pool2_backward_train
+                    : relate_bn_relu_pool2_backward_train)(dx, dg, db, b->y->grad, b->x->data, b->mean, b->invstd,
+                                                           b->gamma->data, b->beta->data, n, c, h, w, store_dx) != 0)
         relate_graph_fail(g, RELATE_ERR_NOMEM, "out of memory in batch_norm_relu_pool2's backward");
 }
 
@@ -285,21 +303,26 @@ relate_tensor *relate_batch_norm_relu_pool2(relate_graph *g, relate_tensor *x, r
     /* Across processes, the three ops it fuses: the synchronised batch norm needs the whole
      * batch's statistics before any output, which the fused kernel's single pass does not wait for.
      * Same function; only rounding order differs. */
+    if (g->sync_batch && x->blocked16)
+        return relate_graph_fail(g, RELATE_ERR_INTERNAL, "batch_norm_relu_pool2: no synchronised statistics in nChw16c");
+    if (x->blocked16 && c % 16)
+        return relate_graph_fail(g, RELATE_ERR_SHAPE, "batch_norm_relu_pool2: nChw16c needs a multiple of 16 channels");
     if (g->sync_batch)
         return relate_avg_pool2d(g, relate_batch_norm_act(g, x, gamma, beta, running_mean, running_var,
                                                           num_batches_tracked, true, momentum, eps, NULL, true),
                                  2, 2, 0);
-    relate_tensor *y = relate_op_output(g, 4, (int64_t[]){n, c, h / 2, w / 2}, x, gamma);
+    relate_tensor *y = relate_op_output_layout(g, 4, (int64_t[]){n, c, h / 2, w / 2}, x, gamma, x->blocked16);
     if (!y)
         return NULL;
     if (beta->requires_grad)
         y->requires_grad = true;
-    bnpool_ctx b = {x, gamma, beta, y, relate_graph_scratch(g, 2 * (size_t)c * sizeof(float)), NULL};
+    bnpool_ctx b = {x, gamma, beta, y, relate_graph_scratch(g, 2 * (size_t)c * sizeof(float)), NULL, x->blocked16};
     if (!b.mean)
         return NULL;
     b.invstd = b.mean + c;
-    if (relate_bn_relu_pool2_forward_train(y->data, b.mean, b.invstd, x->data, gamma->data, beta->data, running_mean,
-                                           running_var, n, c, h, w, momentum, eps) != 0)
+    if ((b.blocked ? relate_bn16_relu_pool2_forward_train
+                   : relate_bn_relu_pool2_forward_train)(y->data, b.mean, b.invstd, x->data, gamma->data, beta->data,
+                                                         running_mean, running_var, n, c, h, w, momentum, eps) != 0)
         return relate_graph_fail(g, RELATE_ERR_NOMEM, "out of memory in batch_norm_relu_pool2");
     if (num_batches_tracked)
         (*num_batches_tracked)++;
@@ -389,7 +412,9 @@ relate_tensor *relate_bn_relu_conv2d(relate_graph *g, relate_tensor *x, relate_t
     bnconv_ctx b = {.x = x, .gamma = gamma, .beta = beta, .w = w};
     if (!conv_dims_of(g, x, w, stride, pad, &b.d))
         return NULL;
-    if (x->blocked16 && (c % 16 || !(b.d.blocked = relate_conv2d_blocked_fits(&b.d))))
+    if (x->blocked16)
+        b.d.blocked = RELATE_CONV_BLOCKED_X | RELATE_CONV_BLOCKED_Y;
+    if (x->blocked16 && (c % 16 || !relate_conv2d_blocked_fits(&b.d)))
         return relate_graph_fail(g, RELATE_ERR_SHAPE, "bn_relu_conv2d: %d -> %d channels on %dx%d cannot run in the "
                                  "nChw16c layout", b.d.c, b.d.o, b.d.h, b.d.w);
     b.mean = relate_graph_scratch(g, 2 * (size_t)c * sizeof(float));

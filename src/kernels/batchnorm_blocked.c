@@ -14,8 +14,9 @@
  * Sums: each channel's sums run in double over fixed chunks of images (SUM_CHUNKS of them,
  * whatever the thread count), which are then added in chunk order; so the bits depend on the
  * inputs alone. The per-element expressions are those of batchnorm.c (batchnorm_planes.h); only
- * the order of the sums differs from the NCHW kernels. Not the NCHW kernels (batchnorm.c) nor
- * the graph ops (src/autograd/ops_nn.c). */
+ * the order of the sums differs from the NCHW kernels. Also conv4's block tail (batch norm, ReLU
+ * and 2x2 average pooling in one op, as batchnorm_pool.c in NCHW). Not the NCHW kernels
+ * (batchnorm.c, batchnorm_pool.c) nor the graph ops (src/autograd/ops_nn.c). */
 #include <stdlib.h>
 #include <string.h>
 
@@ -269,6 +270,151 @@ int relate_bn16_backward_train(float *dx, float *dgamma, float *dbeta, const flo
                         }
                     }
                 }
+            }
+    }
+    free(part);
+    free(coef);
+    return 0;
+}
+
+/* ------------------------------------------------------------------ + ReLU + 2x2 average pooling */
+/* conv4's block tail on blocked activations: y = avgpool2x2(relu(bn(x))), [n, c, h, w] ->
+ * [n, c, h/2, w/2] (floor mode: a last odd row or column joins the statistics only), with the
+ * expressions of batchnorm_pool.c's loops, so given the same statistics the same bits. */
+int relate_bn16_relu_pool2_forward_train(float *y, float *saved_mean, float *saved_invstd, const float *x,
+                                         const float *gamma, const float *beta, float *running_mean,
+                                         float *running_var, int n, int c, int h, int w, float momentum, float eps)
+{
+    if (c % LANES)
+        return -1;
+    const int hw = h * w, ho = h / 2, wo = w / 2, nb = c / LANES;
+    double *part = malloc(sizeof(double) * ((size_t)SUM_CHUNKS * c + 2 * (size_t)c));
+    float *coef = malloc(sizeof(float) * 2 * (size_t)c);
+    if (!part || !coef) {
+        free(part);
+        free(coef);
+        return -1;
+    }
+    double *mean = part + (size_t)SUM_CHUNKS * c, *var = mean + c;
+    const double m = (double)n * hw;
+    channel_totals(mean, part, x, n, c, hw, NULL);
+    for (int ch = 0; ch < c; ch++)
+        mean[ch] /= m;
+    channel_totals(var, part, x, n, c, hw, mean);
+    for (int ch = 0; ch < c; ch++)
+        relate_bn_finish_channel(mean[ch], var[ch], m, ch, saved_mean, saved_invstd, running_mean, running_var,
+                                 momentum, eps);
+    const float *alpha = coef, *shift = coef + c;
+    coefficients(coef, coef + c, saved_mean, saved_invstd, gamma, beta, c);
+#pragma omp parallel for collapse(2) schedule(static) if ((size_t)n * c * hw >= BN_PAR_MIN)
+    for (int i = 0; i < n; i++)
+        for (int cb = 0; cb < nb; cb++) {
+            const float *xb = block_of(x, i, nb, cb, hw), *a = alpha + (size_t)cb * LANES,
+                        *sh = shift + (size_t)cb * LANES;
+            float *yb = y + (((size_t)i * nb + cb) * ho * wo) * LANES;
+            for (int oy = 0; oy < ho; oy++)
+                for (int ox = 0; ox < wo; ox++) {
+                    const float *p00 = xb + ((size_t)(2 * oy) * w + 2 * ox) * LANES, *p01 = p00 + LANES,
+                                *p10 = p00 + (size_t)w * LANES, *p11 = p10 + LANES;
+                    float *out = yb + ((size_t)oy * wo + ox) * LANES;
+#pragma omp simd
+                    for (int l = 0; l < LANES; l++) {
+                        float v00 = p00[l] * a[l] + sh[l], v01 = p01[l] * a[l] + sh[l];
+                        float v10 = p10[l] * a[l] + sh[l], v11 = p11[l] * a[l] + sh[l];
+                        v00 = v00 > 0.0f ? v00 : (v00 != v00 ? v00 : 0.0f);
+                        v01 = v01 > 0.0f ? v01 : (v01 != v01 ? v01 : 0.0f);
+                        v10 = v10 > 0.0f ? v10 : (v10 != v10 ? v10 : 0.0f);
+                        v11 = v11 > 0.0f ? v11 : (v11 != v11 ? v11 : 0.0f);
+                        out[l] = ((((0.0f + v00) + v01) + v10) + v11) / 4.0f;
+                    }
+                }
+        }
+    free(part);
+    free(coef);
+    return 0;
+}
+
+/* dz at input position (iy, ix) of block xb, lanes l: the pooled gradient / 4 where the
+ * recomputed batch-norm output is positive, 0 elsewhere and outside the windows. */
+static inline float pooled_dz(const float *gb, const float *xb, const float *a, const float *sh, int iy, int ix,
+                              int ho, int wo, int w, int l)
+{
+    if (iy >= 2 * ho || ix >= 2 * wo)
+        return 0.0f;
+    const float g = 0.0f + gb[((size_t)(iy / 2) * wo + ix / 2) * LANES + l] / 4.0f;
+    return xb[((size_t)iy * w + ix) * LANES + l] * a[l] + sh[l] > 0.0f ? g : 0.0f;
+}
+
+int relate_bn16_relu_pool2_backward_train(float *dx, float *dgamma, float *dbeta, const float *dy, const float *x,
+                                          const float *saved_mean, const float *saved_invstd, const float *gamma,
+                                          const float *beta, int n, int c, int h, int w, bool dx_store)
+{
+    if (c % LANES)
+        return -1;
+    if (!dx && !dgamma && !dbeta)
+        return 0;
+    const int hw = h * w, ho = h / 2, wo = w / 2, nb = c / LANES;
+    double *part = malloc(sizeof(double) * 2 * (size_t)SUM_CHUNKS * c);
+    float *coef = malloc(sizeof(float) * 5 * (size_t)c);
+    if (!part || !coef) {
+        free(part);
+        free(coef);
+        return -1;
+    }
+    double *part2 = part + (size_t)SUM_CHUNKS * c;
+    float *alpha = coef, *shift = coef + c, *gm = coef + 2 * (size_t)c, *k = coef + 3 * (size_t)c,
+          *sc = coef + 4 * (size_t)c;
+    coefficients(alpha, shift, saved_mean, saved_invstd, gamma, beta, c);
+#pragma omp parallel for collapse(2) schedule(static) if ((size_t)n * c * hw >= BN_PAR_MIN)
+    for (int cb = 0; cb < nb; cb++)
+        for (int j = 0; j < SUM_CHUNKS; j++) {
+            double s[LANES] = {0}, dp[LANES] = {0};
+            const float *a = alpha + (size_t)cb * LANES, *sh = shift + (size_t)cb * LANES,
+                        *mu = saved_mean + (size_t)cb * LANES;
+            for (int i = chunk_begin(n, j); i < chunk_begin(n, j + 1); i++) {
+                const float *xb = block_of(x, i, nb, cb, hw), *gb = dy + (((size_t)i * nb + cb) * ho * wo) * LANES;
+                for (int iy = 0; iy < 2 * ho; iy++)
+                    for (int ix = 0; ix < 2 * wo; ix++) {
+                        const float *xq = xb + ((size_t)iy * w + ix) * LANES;
+#pragma omp simd
+                        for (int l = 0; l < LANES; l++) {
+                            const float dz = pooled_dz(gb, xb, a, sh, iy, ix, ho, wo, w, l);
+                            s[l] += dz;
+                            dp[l] += (double)(xq[l] - mu[l]) * dz;
+                        }
+                    }
+            }
+            memcpy(part + (size_t)j * c + (size_t)cb * LANES, s, sizeof s);
+            memcpy(part2 + (size_t)j * c + (size_t)cb * LANES, dp, sizeof dp);
+        }
+    const double m = (double)n * hw;
+    for (int ch = 0; ch < c; ch++) {
+        double s = 0, dp = 0;
+        for (int j = 0; j < SUM_CHUNKS; j++) {
+            s += part[(size_t)j * c + ch];
+            dp += part2[(size_t)j * c + ch];
+        }
+        backward_coefficients(s, dp, m, ch, saved_invstd, gamma, dgamma, dbeta, &gm[ch], &k[ch], &sc[ch]);
+    }
+    if (dx) {
+#pragma omp parallel for collapse(2) schedule(static) if ((size_t)n * c * hw >= BN_PAR_MIN)
+        for (int i = 0; i < n; i++)
+            for (int cb = 0; cb < nb; cb++) {
+                const float *xb = block_of(x, i, nb, cb, hw), *gb = dy + (((size_t)i * nb + cb) * ho * wo) * LANES;
+                const float *a = alpha + (size_t)cb * LANES, *sh = shift + (size_t)cb * LANES,
+                            *mu = saved_mean + (size_t)cb * LANES, *g0 = gm + (size_t)cb * LANES,
+                            *k0 = k + (size_t)cb * LANES, *s0 = sc + (size_t)cb * LANES;
+                float *db = dx + (((size_t)i * nb + cb) * hw) * LANES;
+                for (int iy = 0; iy < h; iy++)
+                    for (int ix = 0; ix < w; ix++) {
+                        const size_t q = ((size_t)iy * w + ix) * LANES;
+#pragma omp simd
+                        for (int l = 0; l < LANES; l++) {
+                            const float dz = pooled_dz(gb, xb, a, sh, iy, ix, ho, wo, w, l);
+                            const float v = ((dz - g0[l]) - (xb[q + l] - mu[l]) * k0[l]) * s0[l];
+                            db[q + l] = dx_store ? v : db[q + l] + v;
+                        }
+                    }
             }
     }
     free(part);

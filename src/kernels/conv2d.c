@@ -336,10 +336,10 @@ int relate_conv2d_weight_grad_fn(float *dw, relate_conv2d_dy_fn dy_of, void *ctx
 
 bool relate_conv2d_blocked_fits(const relate_conv2d_dims *d)
 {
-    if (!uses_onednn(relate_conv2d_get_backend()) || d->c % 16 || d->o % 16)
+    if (!uses_onednn(relate_conv2d_get_backend()) || !d->blocked ||
+        ((d->blocked & RELATE_CONV_BLOCKED_X) && d->c % 16) || ((d->blocked & RELATE_CONV_BLOCKED_Y) && d->o % 16))
         return false;
-    relate_conv2d_dims b = *d;
-    b.blocked = 1;
+    const relate_conv2d_dims b = *d;
     const int slice = onednn_slice(&b);
     const int sizes[2] = {slice, b.n % slice};
     for (int i = 0; i < 2; i++) {
@@ -358,6 +358,7 @@ static void blocked_fallback(float *y, float *dx, float *dw, const float *dy, co
 {
     relate_conv2d_dims p = *d;
     p.blocked = 0;
+    const bool bx = d->blocked & RELATE_CONV_BLOCKED_X, by = d->blocked & RELATE_CONV_BLOCKED_Y;
     const size_t nx = (size_t)p.n * p.c * p.h * p.w, ny = (size_t)p.n * p.o * p.ho * p.wo;
     float *px = malloc(nx * sizeof(float)), *py = malloc(ny * sizeof(float));
     float *pdx = dx ? calloc(nx, sizeof(float)) : NULL, *scr = malloc(blas_scratch_floats(&p) * sizeof(float) + 64);
@@ -368,15 +369,28 @@ static void blocked_fallback(float *y, float *dx, float *dw, const float *dy, co
             for (size_t i = 0; outs[k] && i < lens[k]; i++)
                 outs[k][i] = __builtin_nanf("");
     } else {
-        relate_blocked16_to_nchw(px, x, p.n, p.c, p.h * p.w, false);
+        if (bx)
+            relate_blocked16_to_nchw(px, x, p.n, p.c, p.h * p.w, false);
+        else
+            memcpy(px, x, nx * sizeof(float));
         if (y) {
             blas_forward(py, px, w, &p, scr);
-            relate_nchw_to_blocked16(y, py, p.n, p.o, p.ho * p.wo, false);
+            if (by)
+                relate_nchw_to_blocked16(y, py, p.n, p.o, p.ho * p.wo, false);
+            else
+                memcpy(y, py, ny * sizeof(float));
         } else {
-            relate_blocked16_to_nchw(py, dy, p.n, p.o, p.ho * p.wo, false);
+            if (by)
+                relate_blocked16_to_nchw(py, dy, p.n, p.o, p.ho * p.wo, false);
+            else
+                memcpy(py, dy, ny * sizeof(float));
             blas_backward(pdx, dw, py, px, w, &p, scr);
-            if (dx)
+            if (dx && bx) {
                 relate_nchw_to_blocked16(dx, pdx, p.n, p.c, p.h * p.w, !dx_store);
+            } else if (dx) {
+                for (size_t i = 0; i < nx; i++)
+                    dx[i] = dx_store ? pdx[i] : dx[i] + pdx[i];
+            }
         }
     }
     free(px);

@@ -251,8 +251,9 @@ static int build(conv_entry *e)
                       (int64_t)(d->wo - 1) * d->stride + d->kw - d->w - d->pad};
     /* relate's activations: NCHW, or nChw16c inside ResNet blocks, which is what oneDNN's AVX-512
      * kernels choose, so that no reorder runs (on an AVX2 CPU oneDNN picks nChw8c and reorders). */
-    const dnnl_format_tag_t act = d->blocked ? dnnl_nChw16c : dnnl_nchw;
-    if (md_desc(&src, sd, act) || md_desc(&wei, wd, dnnl_oihw) || md_desc(&dst, dd, act) ||
+    const dnnl_format_tag_t in = d->blocked & RELATE_CONV_BLOCKED_X ? dnnl_nChw16c : dnnl_nchw;
+    const dnnl_format_tag_t out = d->blocked & RELATE_CONV_BLOCKED_Y ? dnnl_nChw16c : dnnl_nchw;
+    if (md_desc(&src, sd, in) || md_desc(&wei, wd, dnnl_oihw) || md_desc(&dst, dd, out) ||
         md_desc(&p_src, sd, dnnl_format_tag_any) || md_desc(&p_wei, wd, dnnl_format_tag_any) ||
         md_desc(&p_dst, dd, dnnl_format_tag_any))
         return -1;

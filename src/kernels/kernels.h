@@ -36,10 +36,12 @@ typedef struct relate_conv2d_dims {
     int o, kh, kw;       /* weight [o, c, kh, kw] */
     int stride, pad;     /* same in both directions */
     int ho, wo;          /* output y [n, o, ho, wo], filled by relate_conv2d_dims_init */
-    /* 1: x and y (and dx, dy) are in the nChw16c layout (see relate_bn16_*; c and o multiples
-     * of 16), which only oneDNN's path runs (relate_conv2d_blocked_fits). */
+    /* RELATE_CONV_BLOCKED_X: x (and dx) in the nChw16c layout (see relate_bn16_*; c a multiple
+     * of 16); RELATE_CONV_BLOCKED_Y: y and dy (o a multiple of 16). Only oneDNN's path runs
+     * them (relate_conv2d_blocked_fits). 0: both NCHW. */
     int blocked;
 } relate_conv2d_dims;
+enum { RELATE_CONV_BLOCKED_X = 1, RELATE_CONV_BLOCKED_Y = 2 };
 
 /* Implementations: oneDNN (the default; what PyTorch uses on x86), with relate's direct kernel
  * for image stems (3x3 convolutions of 1-4 input channels, conv2d_direct.c) where it fits;
@@ -52,8 +54,8 @@ typedef enum relate_conv_backend {
     RELATE_CONV_ONEDNN_ONLY = 2,
 } relate_conv_backend;
 relate_conv_backend relate_conv2d_get_backend(void);
-/* Whether oneDNN runs this shape with x and y in nChw16c (relate_conv2d_dims.blocked): the
- * backend is oneDNN's, c and o are multiples of 16 and oneDNN accepts the shape. */
+/* Whether oneDNN runs this shape with the layouts of d->blocked (non-zero): the backend is
+ * oneDNN's, the blocked tensors' channel counts are multiples of 16 and oneDNN accepts the shape. */
 bool relate_conv2d_blocked_fits(const relate_conv2d_dims *d);
 /* Whether ResNet blocks keep their activations in nChw16c (default yes; RELATE_BLOCKED_LAYOUT=0
  * in the environment, or the setter, says no). */
@@ -156,6 +158,14 @@ int relate_bn16_apply_saved(float *y, const float *x, const float *saved_mean, c
 int relate_bn16_backward_train(float *dx, float *dgamma, float *dbeta, const float *dy, const float *x,
                                const float *saved_mean, const float *saved_invstd, const float *gamma, int n, int c,
                                int hw, const float *relu_y, float *dresidual, unsigned store);
+/* relate_bn_relu_pool2_forward_train / _backward_train on blocked activations: x [n, c, h, w] and
+ * y [n, c, h/2, w/2] both nChw16c. */
+int relate_bn16_relu_pool2_forward_train(float *y, float *saved_mean, float *saved_invstd, const float *x,
+                                         const float *gamma, const float *beta, float *running_mean,
+                                         float *running_var, int n, int c, int h, int w, float momentum, float eps);
+int relate_bn16_relu_pool2_backward_train(float *dx, float *dgamma, float *dbeta, const float *dy, const float *x,
+                                          const float *saved_mean, const float *saved_invstd, const float *gamma,
+                                          const float *beta, int n, int c, int h, int w, bool dx_store);
 /* NCHW <-> nChw16c (c a multiple of 16), dst stored or, with `add`, added to. */
 void relate_nchw_to_blocked16(float *dst, const float *src, int n, int c, int hw, bool add);
 void relate_blocked16_to_nchw(float *dst, const float *src, int n, int c, int hw, bool add);

@@ -247,7 +247,8 @@ static bool blocks_in_blocked_layout(relate_graph *g, const relate_backbone *bb,
                 d[i] = (relate_conv2d_dims){.n = (int)h->shape[0], .c = second ? d[0].o : c,
                                             .h = second ? d[0].ho : hh, .w = second ? d[0].wo : ww,
                                             .o = cl[i]->out, .kh = cl[i]->k, .kw = cl[i]->k,
-                                            .stride = cl[i]->stride, .pad = cl[i]->pad};
+                                            .stride = cl[i]->stride, .pad = cl[i]->pad,
+                                            .blocked = RELATE_CONV_BLOCKED_X | RELATE_CONV_BLOCKED_Y};
                 if (relate_conv2d_dims_init(&d[i]) != 0 || !relate_conv2d_blocked_fits(&d[i]))
                     return false;
             }
@@ -255,6 +256,29 @@ static bool blocks_in_blocked_layout(relate_graph *g, const relate_backbone *bb,
             hh = d[1].ho;
             ww = d[1].wo;
         }
+    return true;
+}
+
+/* Whether conv4's layers 2-4 keep their activations in nChw16c: as for a ResNet's blocks, and
+ * without a local map (Deep InfoMax reads the first layer's NCHW map). Layer 2 reads the stem's
+ * 8 NCHW channels and writes blocked ones (relate_conv2d_to_blocked16). */
+static bool conv4_in_blocked_layout(relate_graph *g, const relate_backbone *bb, const relate_tensor *x, bool training,
+                                    bool local_map)
+{
+    if (!training || local_map || bb->trace || !relate_blocked_layout_enabled() || relate_graph_sync_batch(g))
+        return false;
+    int c = bb->conv4_conv[0].out, hh = (int)x->shape[2] / 2, ww = (int)x->shape[3] / 2;
+    for (int i = 1; i < 4; i++) {
+        const relate_conv_layer *cl = &bb->conv4_conv[i];
+        relate_conv2d_dims d = {.n = (int)x->shape[0], .c = c, .h = hh, .w = ww, .o = cl->out, .kh = cl->k,
+                                .kw = cl->k, .stride = cl->stride, .pad = cl->pad,
+                                .blocked = (i > 1 ? RELATE_CONV_BLOCKED_X : 0) | RELATE_CONV_BLOCKED_Y};
+        if (relate_conv2d_dims_init(&d) != 0 || !relate_conv2d_blocked_fits(&d) || (i < 3 && (d.ho < 2 || d.wo < 2)))
+            return false;
+        c = d.o;
+        hh = d.ho / 2;
+        ww = d.wo / 2;
+    }
     return true;
 }
 
@@ -271,6 +295,8 @@ relate_tensor *relate_backbone_forward_ex(relate_graph *g, relate_backbone *bb, 
     relate_tensor *h;
     if (bb->kind == RELATE_BACKBONE_CONV4) {
         h = x;
+        /* Layers 2-4 in nChw16c: oneDNN's convolutions then read and write them without reorders. */
+        const bool blocked = conv4_in_blocked_layout(g, bb, x, training, local_map != NULL);
         for (int i = 0; i < 4; i++) {
             if (i == 0 && training && !local_map && !bb->trace) {
                 /* The stem and its block tail in one op: the stem's output gradient is never
@@ -283,7 +309,12 @@ relate_tensor *relate_backbone_forward_ex(relate_graph *g, relate_backbone *bb, 
                                                 l->num_batches_tracked->i64, l->momentum, l->eps);
                 continue;
             }
-            h = conv_traced(g, bb, &bb->conv4_conv[i], h);
+            if (blocked && i > 0) /* untraced */
+                h = (i == 1 ? relate_conv2d_to_blocked16 : relate_conv2d)(
+                    g, h, relate_param_tensor(g, bb->conv4_conv[i].weight), bb->conv4_conv[i].stride,
+                    bb->conv4_conv[i].pad);
+            else
+                h = conv_traced(g, bb, &bb->conv4_conv[i], h);
             if (i < 3 && training && !(i == 0 && local_map)) {
                 /* The block tail in one op; the full-size activation is never stored. */
                 relate_bn_layer *l = &bb->conv4_bn[i];
@@ -294,6 +325,8 @@ relate_tensor *relate_backbone_forward_ex(relate_graph *g, relate_backbone *bb, 
                 continue;
             }
             h = bn_traced(g, bb, &bb->conv4_bn[i], h, NULL, true, training);
+            if (blocked && i == 3)
+                h = relate_from_blocked16(g, h);
             if (i == 0 && local_map)
                 *local_map = h;
             if (i < 3) {

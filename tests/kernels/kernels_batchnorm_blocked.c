@@ -1,7 +1,8 @@
 /* kernels_batchnorm_blocked.c: batch norm on nChw16c activations (batchnorm_blocked.c) against the
  * NCHW kernels on the same values: the layout moves element by element, the forward with each
  * epilogue, the forward again from saved statistics, the backward with its ReLU mask, residual
- * gradient and store flags, bits that do not depend on the thread count, and the refusal of a
+ * gradient and store flags, conv4's block tail with its 2x2 pooling, bits that do not depend on
+ * the thread count, and the refusal of a
  * channel count that is not a multiple of 16. Not the NCHW kernels' own checks (kernels_batchnorm.c). */
 #include <math.h>
 #include <stdlib.h>
@@ -177,6 +178,49 @@ static void check_threads(void)
     free(in.x), free(in.gamma), free(in.beta), free(in.res), free(in.dy);
 }
 
+/* conv4's block tail (bn + relu + 2x2 avg pool) on blocked activations against the NCHW kernel,
+ * even and odd sizes (floor mode), dx stored and added. */
+static void check_pool(int n, int c, int h, int w, bool store)
+{
+    const int hw = h * w, ho = h / 2, wo = w / 2;
+    const size_t len = (size_t)n * c * hw, plen = (size_t)n * c * ho * wo;
+    float *x = frand(len), *gamma = frand(c), *beta = frand(c), *dy = frand(plen);
+    for (size_t k = 0; k < len; k++)
+        x[k] = 0.5f + x[k];
+    float *y[2] = {falloc(plen), falloc(plen)}, *dx[2] = {frand(len), falloc(len)};
+    memcpy(dx[1], dx[0], len * sizeof(float));
+    float *mean[2] = {falloc(c), falloc(c)}, *inv[2] = {falloc(c), falloc(c)}, *rm[2] = {falloc(c), falloc(c)},
+          *rv[2] = {falloc(c), falloc(c)}, *dg[2] = {falloc(c), falloc(c)}, *db[2] = {falloc(c), falloc(c)};
+    CHECK(relate_bn_relu_pool2_forward_train(y[0], mean[0], inv[0], x, gamma, beta, rm[0], rv[0], n, c, h, w, 0.1f,
+                                             1e-5f) == 0);
+    CHECK(relate_bn_relu_pool2_backward_train(dx[0], dg[0], db[0], dy, x, mean[0], inv[0], gamma, beta, n, c, h, w,
+                                              store) == 0);
+    float *xb = falloc(len), *yb = falloc(plen), *dyb = falloc(plen), *dxb = falloc(len);
+    relate_nchw_to_blocked16(xb, x, n, c, hw, false);
+    relate_nchw_to_blocked16(dyb, dy, n, c, ho * wo, false);
+    relate_nchw_to_blocked16(dxb, dx[1], n, c, hw, false);
+    CHECK(relate_bn16_relu_pool2_forward_train(yb, mean[1], inv[1], xb, gamma, beta, rm[1], rv[1], n, c, h, w, 0.1f,
+                                               1e-5f) == 0);
+    CHECK(relate_bn16_relu_pool2_backward_train(dxb, dg[1], db[1], dyb, xb, mean[1], inv[1], gamma, beta, n, c, h, w,
+                                                store) == 0);
+    relate_blocked16_to_nchw(y[1], yb, n, c, ho * wo, false);
+    relate_blocked16_to_nchw(dx[1], dxb, n, c, hw, false);
+    char nm[128];
+    const char *parts[6] = {"y", "dx", "mean", "running_var", "dgamma", "dbeta"};
+    float *const *vals[6] = {y, dx, mean, rv, dg, db};
+    const size_t lens[6] = {plen, len, (size_t)c, (size_t)c, (size_t)c, (size_t)c};
+    for (int k = 0; k < 6; k++) {
+        snprintf(nm, sizeof nm, "bn16 + relu + pool2 %s [%d,%d,%d,%d]%s vs NCHW", parts[k], n, c, h, w,
+                 store ? " (dx stored)" : "");
+        relate_test_check_close(nm, vals[k][1], vals[k][0], lens[k], LAYOUT_BOUND);
+    }
+    CHECK(relate_bn16_relu_pool2_forward_train(yb, mean[1], inv[1], xb, gamma, beta, NULL, NULL, 1, 24, 2, 2, 0.1f,
+                                               1e-5f) == -1);
+    free(x), free(gamma), free(beta), free(dy), free(xb), free(yb), free(dyb), free(dxb);
+    for (int k = 0; k < 2; k++)
+        free(y[k]), free(dx[k]), free(mean[k]), free(inv[k]), free(rm[k]), free(rv[k]), free(dg[k]), free(db[k]);
+}
+
 static void check_refusals(void)
 {
     float buf[24 * 4] = {0}, stat[24] = {0};
@@ -194,5 +238,7 @@ void test_batchnorm_blocked(void)
     check_against_nchw(70, 48, 64); /* more images than sum chunks, 3 channel blocks */
     check_against_nchw(3, 32, 1);   /* one position per image; fewer images than chunks */
     check_threads();
+    check_pool(6, 16, 8, 8, true);
+    check_pool(37, 32, 7, 5, false);
     check_refusals();
 }

@@ -1,6 +1,6 @@
 /* test_backbones.c: structure of the five backbones (spec 2.6 counts and names), their
  * initialisation (spec 2.5), the shapes they accept and the errors for those they do not.
- * and that a ResNet's blocks compute the same in the nChw16c layout as in NCHW.
+ * and that a training step computes the same with activations in the nChw16c layout as in NCHW.
  * Not a numerical comparison with PyTorch: test_backbone_golden.c does that. */
 #include <math.h>
 #include <stdlib.h>
@@ -146,21 +146,27 @@ static void check_errors(void)
     relate_backbone_free(&bb);
 }
 
-/* A ResNet's blocks keep their activations in nChw16c in training (relate_to_blocked16) where
- * oneDNN runs their convolutions so; the step must compute what NCHW computes, up to the order of
+/* A ResNet's blocks, and conv4's layers 2-4, keep their activations in nChw16c in training
+ * (relate_to_blocked16) where oneDNN runs their convolutions so; the step must compute what NCHW computes, up to the order of
  * batch norm's double sums: the features, every parameter's gradient, the running statistics. */
-static void check_blocked_layout(void)
+static void check_blocked_layout(const char *name)
 {
-    relate_conv2d_dims d = {.n = 4, .c = 16, .h = 16, .w = 16, .o = 32, .kh = 3, .kw = 3, .stride = 2, .pad = 1};
+    /* A convolution of the backbone's, in the layouts the blocked forward gives it. */
+    const bool conv4 = strcmp(name, "conv4") == 0;
+    relate_conv2d_dims d = conv4 ? (relate_conv2d_dims){.n = 4, .c = 8, .h = 8, .w = 8, .o = 16, .kh = 3, .kw = 3,
+                                                        .stride = 1, .pad = 1, .blocked = RELATE_CONV_BLOCKED_Y}
+                                 : (relate_conv2d_dims){.n = 4, .c = 16, .h = 16, .w = 16, .o = 32, .kh = 3, .kw = 3,
+                                                        .stride = 2, .pad = 1,
+                                                        .blocked = RELATE_CONV_BLOCKED_X | RELATE_CONV_BLOCKED_Y};
     CHECK_MSG(relate_conv2d_dims_init(&d) == 0 && relate_conv2d_blocked_fits(&d),
-              "oneDNN does not run resnet8's convolutions in nChw16c: the comparison below would not test it");
+              "oneDNN does not run %s's convolutions in nChw16c: the comparison below would not test it", name);
     float *feat[2] = {0}, *grad[2] = {0}, *run[2] = {0};
     size_t nf = 0, ng = 0, nr = 0;
     for (int blocked = 0; blocked < 2; blocked++) {
         relate_set_blocked_layout(blocked);
         relate_backbone bb;
         relate_error err = {0};
-        CHECK(relate_backbone_create(&bb, "resnet8", 3, &err) == RELATE_OK);
+        CHECK(relate_backbone_create(&bb, name, 3, &err) == RELATE_OK);
         relate_graph *g = relate_graph_create();
         relate_tensor *x = relate_tensor_new(g, 4, (int64_t[]){4, 3, 16, 16});
         relate_test_fill(x->data, (size_t)x->numel, 77);
@@ -200,9 +206,13 @@ static void check_blocked_layout(void)
     }
     relate_set_blocked_layout(true);
     if (feat[0] && feat[1]) {
-        relate_test_check_close("resnet8 training, nChw16c vs NCHW: features", feat[1], feat[0], nf, 1e-5);
-        relate_test_check_close("resnet8 training, nChw16c vs NCHW: gradients", grad[1], grad[0], ng, 1e-4);
-        relate_test_check_close("resnet8 training, nChw16c vs NCHW: running statistics", run[1], run[0], nr, 1e-5);
+        char what[96];
+        snprintf(what, sizeof what, "%s training, nChw16c vs NCHW: features", name);
+        relate_test_check_close(what, feat[1], feat[0], nf, 1e-5);
+        snprintf(what, sizeof what, "%s training, nChw16c vs NCHW: gradients", name);
+        relate_test_check_close(what, grad[1], grad[0], ng, 1e-4);
+        snprintf(what, sizeof what, "%s training, nChw16c vs NCHW: running statistics", name);
+        relate_test_check_close(what, run[1], run[0], nr, 1e-5);
     }
     for (int k = 0; k < 2; k++)
         free(feat[k]), free(grad[k]), free(run[k]);
@@ -212,7 +222,8 @@ int main(void)
 {
     check_counts();
     check_names();
-    check_blocked_layout();
+    check_blocked_layout("resnet8");
+    check_blocked_layout("conv4");
     check_init();
     check_shapes();
     check_errors();

@@ -204,13 +204,21 @@ static void check_bn_relu_conv(void)
 /* ---- the nChw16c layout (relate_to_blocked16): each op that takes a blocked tensor, between the
  * two conversions, against the same op in NCHW. The convolutions are oneDNN's own kernels either
  * way and the conversions move bits, so they agree to the bit; batch norm sums in another order. */
-static int g_blocked_op; /* 0 conv, 1 bn + add + relu, 2 bn + relu + conv, 3 conv 1x1 stride 2 */
+/* 0 conv, 1 bn + add + relu, 2 bn + relu + conv, 3 conv 1x1 stride 2, 4 bn + relu + pool2,
+ * 5 conv from NCHW into nChw16c (x keeps NCHW) */
+static int g_blocked_op;
 
 static relate_tensor *build_blocked(relate_graph *g, relate_tensor **t, inputs *in, int blocked)
 {
     const int k = blocked;
-    relate_tensor *x = blocked ? relate_to_blocked16(g, t[0]) : t[0], *y = NULL;
+    relate_tensor *x = blocked && g_blocked_op != 5 ? relate_to_blocked16(g, t[0]) : t[0], *y = NULL;
     switch (g_blocked_op) {
+    case 4:
+        y = relate_batch_norm_relu_pool2(g, x, t[1], t[2], in->rm[k], in->rv[k], NULL, 0.1f, 1e-5f);
+        break;
+    case 5:
+        y = blocked ? relate_conv2d_to_blocked16(g, x, t[1], 1, 1) : relate_conv2d(g, x, t[1], 1, 1);
+        break;
     case 0:
         y = relate_conv2d(g, x, t[1], 1, 1);
         break;
@@ -230,13 +238,16 @@ static relate_tensor *build_blocked(relate_graph *g, relate_tensor **t, inputs *
 
 static void check_blocked_layout(void)
 {
-    static const char *names[4] = {"conv 3x3", "bn + add + relu", "bn + relu + conv 3x3", "conv 1x1 stride 2"};
+    static const char *names[6] = {"conv 3x3", "bn + add + relu", "bn + relu + conv 3x3", "conv 1x1 stride 2",
+                                   "bn + relu + avgpool2", "conv 3x3 from 8 NCHW channels"};
     const int64_t x[4] = {3, 32, 6, 5}, c[1] = {32};
-    for (g_blocked_op = 0; g_blocked_op < 4; g_blocked_op++) {
+    for (g_blocked_op = 0; g_blocked_op < 6; g_blocked_op++) {
         inputs in = {0};
         relate_params_init(&in.store);
-        add_input(&in, "x", 4, x);
-        if (g_blocked_op == 0 || g_blocked_op == 3) {
+        add_input(&in, "x", 4, g_blocked_op == 5 ? (int64_t[]){3, 8, 6, 5} : x);
+        if (g_blocked_op == 5) {
+            add_input(&in, "w", 4, (int64_t[]){16, 8, 3, 3});
+        } else if (g_blocked_op == 0 || g_blocked_op == 3) {
             const int kk = g_blocked_op == 0 ? 3 : 1;
             add_input(&in, "w", 4, (int64_t[]){48, 32, kk, kk});
         } else {
@@ -244,13 +255,14 @@ static void check_blocked_layout(void)
             add_input(&in, "beta", 1, c);
             if (g_blocked_op == 1)
                 add_input(&in, "residual", 4, x);
-            else
+            else if (g_blocked_op == 2)
                 add_input(&in, "w", 4, (int64_t[]){16, 32, 3, 3});
         }
         finalize(&in, (uint64_t)(900 + g_blocked_op), (const float[]){0.3f, 1.0f, 0.1f, -0.2f});
         char name[96];
         snprintf(name, sizeof name, "nChw16c vs NCHW: %s", names[g_blocked_op]);
-        compare(name, &in, build_blocked, g_blocked_op == 0 || g_blocked_op == 3 ? 0.0 : 1e-6);
+        const bool conv_only = g_blocked_op == 0 || g_blocked_op == 3 || g_blocked_op == 5;
+        compare(name, &in, build_blocked, conv_only ? 0.0 : 1e-6);
         relate_params_free(&in.store);
     }
     /* An op that reads NCHW refuses a blocked tensor, and the conversions check their input. */
