@@ -35,6 +35,50 @@ static inline const float *block_of(const float *x, int i, int nb, int cb, int h
     return x + (((size_t)i * nb + cb) * hw) * LANES;
 }
 
+/* ------------------------------------------------------------------ 16-lane double sums */
+/* A channel block's running sums in double: lanes 0-3, 4-7, 8-11, 12-15. Written with vector
+ * types because gcc 12 left the equivalent `omp simd` loops over double[16] arrays scalar (one
+ * vcvtss2sd + vaddsd per float, the sums in memory; perf annotate). Each lane still adds its
+ * values one after another, so the bits are those of the scalar loops. */
+typedef struct sum16 {
+    bp_v4df q[4];
+} sum16;
+
+static inline void load16(bp_v8sf v[2], const float *p)
+{
+    memcpy(&v[0], p, sizeof v[0]);
+    memcpy(&v[1], p + 8, sizeof v[1]);
+}
+
+/* s += v (widened) */
+static inline void add16(sum16 *s, const bp_v8sf v[2])
+{
+    s->q[0] += widen_lo(v[0]);
+    s->q[1] += widen_hi(v[0]);
+    s->q[2] += widen_lo(v[1]);
+    s->q[3] += widen_hi(v[1]);
+}
+
+/* s += (double)a * (double)b */
+static inline void mul_add16(sum16 *s, const bp_v8sf a[2], const bp_v8sf b[2])
+{
+    s->q[0] += widen_lo(a[0]) * widen_lo(b[0]);
+    s->q[1] += widen_hi(a[0]) * widen_hi(b[0]);
+    s->q[2] += widen_lo(a[1]) * widen_lo(b[1]);
+    s->q[3] += widen_hi(a[1]) * widen_hi(b[1]);
+}
+
+/* s += ((double)v - dev)^2, dev per lane */
+static inline void dev2_add16(sum16 *s, const bp_v8sf v[2], const sum16 *dev)
+{
+    const bp_v4df d0 = widen_lo(v[0]) - dev->q[0], d1 = widen_hi(v[0]) - dev->q[1];
+    const bp_v4df d2 = widen_lo(v[1]) - dev->q[2], d3 = widen_hi(v[1]) - dev->q[3];
+    s->q[0] += d0 * d0;
+    s->q[1] += d1 * d1;
+    s->q[2] += d2 * d2;
+    s->q[3] += d3 * d3;
+}
+
 /* ------------------------------------------------------------------ layout */
 void relate_nchw_to_blocked16(float *dst, const float *src, int n, int c, int hw, bool add)
 {
@@ -69,26 +113,21 @@ void relate_blocked16_to_nchw(float *dst, const float *src, int n, int c, int hw
 static void chunk_stats(double *part, const float *x, int n, int c, int hw, int cb, int j, const double *dev)
 {
     const int nb = c / LANES;
-    double acc[LANES] = {0};
+    sum16 acc = {{{0}}}, d;
+    if (dev)
+        memcpy(d.q, dev, sizeof d.q);
     for (int i = chunk_begin(n, j); i < chunk_begin(n, j + 1); i++) {
         const float *xb = block_of(x, i, nb, cb, hw);
-        if (dev) {
-            for (int p = 0; p < hw; p++) {
-#pragma omp simd
-                for (int l = 0; l < LANES; l++) {
-                    const double dlt = xb[(size_t)p * LANES + l] - dev[l];
-                    acc[l] += dlt * dlt;
-                }
-            }
-        } else {
-            for (int p = 0; p < hw; p++) {
-#pragma omp simd
-                for (int l = 0; l < LANES; l++)
-                    acc[l] += xb[(size_t)p * LANES + l];
-            }
+        for (int p = 0; p < hw; p++) {
+            bp_v8sf v[2];
+            load16(v, xb + (size_t)p * LANES);
+            if (dev)
+                dev2_add16(&acc, v, &d);
+            else
+                add16(&acc, v);
         }
     }
-    memcpy(part + (size_t)j * c + (size_t)cb * LANES, acc, sizeof acc);
+    memcpy(part + (size_t)j * c + (size_t)cb * LANES, acc.q, sizeof acc.q);
 }
 
 /* Every chunk's sums of every block, in parallel; then each channel's total in chunk order. */
@@ -199,22 +238,30 @@ static void chunk_grad_sums(double *part, double *part2, const float *dy, const 
                             const float *mean, int n, int c, int hw, int cb, int j)
 {
     const int nb = c / LANES;
-    double s[LANES] = {0}, dp[LANES] = {0};
-    const float *mu = mean + (size_t)cb * LANES;
+    sum16 s = {{{0}}}, dp = {{{0}}};
+    bp_v8sf mu[2];
+    load16(mu, mean + (size_t)cb * LANES);
     for (int i = chunk_begin(n, j); i < chunk_begin(n, j + 1); i++) {
         const size_t off = (((size_t)i * nb + cb) * hw) * LANES;
         for (int p = 0; p < hw; p++) {
             const size_t q = off + (size_t)p * LANES;
-#pragma omp simd
-            for (int l = 0; l < LANES; l++) {
-                const float g = masked(dy, relu_y, q + l);
-                s[l] += g;
-                dp[l] += (double)(x[q + l] - mu[l]) * g;
+            bp_v8sf g[2], xv[2], xm[2];
+            load16(g, dy + q);
+            load16(xv, x + q);
+            if (relu_y) {
+                bp_v8sf yv[2];
+                load16(yv, relu_y + q);
+                for (int h = 0; h < 2; h++)
+                    g[h] = (bp_v8sf)((bp_v8si)(yv[h] > 0.0f) & (bp_v8si)g[h]);
             }
+            for (int h = 0; h < 2; h++)
+                xm[h] = xv[h] - mu[h];
+            add16(&s, g);
+            mul_add16(&dp, xm, g);
         }
     }
-    memcpy(part + (size_t)j * c + (size_t)cb * LANES, s, sizeof s);
-    memcpy(part2 + (size_t)j * c + (size_t)cb * LANES, dp, sizeof dp);
+    memcpy(part + (size_t)j * c + (size_t)cb * LANES, s.q, sizeof s.q);
+    memcpy(part2 + (size_t)j * c + (size_t)cb * LANES, dp.q, sizeof dp.q);
 }
 
 int relate_bn16_backward_train(float *dx, float *dgamma, float *dbeta, const float *dy, const float *x,
@@ -334,15 +381,26 @@ int relate_bn16_relu_pool2_forward_train(float *y, float *saved_mean, float *sav
     return 0;
 }
 
-/* dz at input position (iy, ix) of block xb, lanes l: the pooled gradient / 4 where the
- * recomputed batch-norm output is positive, 0 elsewhere and outside the windows. */
-static inline float pooled_dz(const float *gb, const float *xb, const float *a, const float *sh, int iy, int ix,
-                              int ho, int wo, int w, int l)
+/* The backward walks the 2x2 windows: each window's 16 pooled gradients are read once, and each of
+ * its 4 positions gets dz = g / 4 where the recomputed batch-norm output is positive, else 0
+ * (positions outside every window, a last odd row or column, have dz = 0). */
+static inline void window_dz(float dz[4][LANES], const float *const px[4], const float *gq, const float *a,
+                             const float *sh)
 {
-    if (iy >= 2 * ho || ix >= 2 * wo)
-        return 0.0f;
-    const float g = 0.0f + gb[((size_t)(iy / 2) * wo + ix / 2) * LANES + l] / 4.0f;
-    return xb[((size_t)iy * w + ix) * LANES + l] * a[l] + sh[l] > 0.0f ? g : 0.0f;
+#pragma omp simd
+    for (int l = 0; l < LANES; l++) {
+        const float g = 0.0f + gq[l] / 4.0f;
+        for (int q = 0; q < 4; q++)
+            dz[q][l] = px[q][l] * a[l] + sh[l] > 0.0f ? g : 0.0f;
+    }
+}
+
+static inline void window_ptrs(const float *px[4], const float *xb, int oy, int ox, int w)
+{
+    px[0] = xb + ((size_t)(2 * oy) * w + 2 * ox) * LANES;
+    px[1] = px[0] + LANES;
+    px[2] = px[0] + (size_t)w * LANES;
+    px[3] = px[2] + LANES;
 }
 
 int relate_bn16_relu_pool2_backward_train(float *dx, float *dgamma, float *dbeta, const float *dy, const float *x,
@@ -368,24 +426,31 @@ int relate_bn16_relu_pool2_backward_train(float *dx, float *dgamma, float *dbeta
 #pragma omp parallel for collapse(2) schedule(static) if ((size_t)n * c * hw >= BN_PAR_MIN)
     for (int cb = 0; cb < nb; cb++)
         for (int j = 0; j < SUM_CHUNKS; j++) {
-            double s[LANES] = {0}, dp[LANES] = {0};
-            const float *a = alpha + (size_t)cb * LANES, *sh = shift + (size_t)cb * LANES,
-                        *mu = saved_mean + (size_t)cb * LANES;
+            sum16 s = {{{0}}}, dp = {{{0}}};
+            const float *a = alpha + (size_t)cb * LANES, *sh = shift + (size_t)cb * LANES;
+            bp_v8sf mu[2];
+            load16(mu, saved_mean + (size_t)cb * LANES);
             for (int i = chunk_begin(n, j); i < chunk_begin(n, j + 1); i++) {
                 const float *xb = block_of(x, i, nb, cb, hw), *gb = dy + (((size_t)i * nb + cb) * ho * wo) * LANES;
-                for (int iy = 0; iy < 2 * ho; iy++)
-                    for (int ix = 0; ix < 2 * wo; ix++) {
-                        const float *xq = xb + ((size_t)iy * w + ix) * LANES;
-#pragma omp simd
-                        for (int l = 0; l < LANES; l++) {
-                            const float dz = pooled_dz(gb, xb, a, sh, iy, ix, ho, wo, w, l);
-                            s[l] += dz;
-                            dp[l] += (double)(xq[l] - mu[l]) * dz;
+                for (int oy = 0; oy < ho; oy++)
+                    for (int ox = 0; ox < wo; ox++) {
+                        const float *px[4];
+                        float dz[4][LANES];
+                        window_ptrs(px, xb, oy, ox, w);
+                        window_dz(dz, px, gb + ((size_t)oy * wo + ox) * LANES, a, sh);
+                        for (int q = 0; q < 4; q++) {
+                            bp_v8sf g[2], xv[2], xm[2];
+                            load16(g, dz[q]);
+                            load16(xv, px[q]);
+                            for (int e = 0; e < 2; e++)
+                                xm[e] = xv[e] - mu[e];
+                            add16(&s, g);
+                            mul_add16(&dp, xm, g);
                         }
                     }
             }
-            memcpy(part + (size_t)j * c + (size_t)cb * LANES, s, sizeof s);
-            memcpy(part2 + (size_t)j * c + (size_t)cb * LANES, dp, sizeof dp);
+            memcpy(part + (size_t)j * c + (size_t)cb * LANES, s.q, sizeof s.q);
+            memcpy(part2 + (size_t)j * c + (size_t)cb * LANES, dp.q, sizeof dp.q);
         }
     const double m = (double)n * hw;
     for (int ch = 0; ch < c; ch++) {
@@ -405,13 +470,28 @@ int relate_bn16_relu_pool2_backward_train(float *dx, float *dgamma, float *dbeta
                             *mu = saved_mean + (size_t)cb * LANES, *g0 = gm + (size_t)cb * LANES,
                             *k0 = k + (size_t)cb * LANES, *s0 = sc + (size_t)cb * LANES;
                 float *db = dx + (((size_t)i * nb + cb) * hw) * LANES;
+                for (int oy = 0; oy < ho; oy++)
+                    for (int ox = 0; ox < wo; ox++) {
+                        const float *px[4];
+                        float dz[4][LANES];
+                        window_ptrs(px, xb, oy, ox, w);
+                        window_dz(dz, px, gb + ((size_t)oy * wo + ox) * LANES, a, sh);
+                        for (int q = 0; q < 4; q++) {
+                            float *dq = db + (px[q] - xb);
+#pragma omp simd
+                            for (int l = 0; l < LANES; l++) {
+                                const float v = ((dz[q][l] - g0[l]) - (px[q][l] - mu[l]) * k0[l]) * s0[l];
+                                dq[l] = dx_store ? v : dq[l] + v;
+                            }
+                        }
+                    }
+                /* A last odd row or column lies outside every window: dz = 0 there. */
                 for (int iy = 0; iy < h; iy++)
-                    for (int ix = 0; ix < w; ix++) {
+                    for (int ix = iy < 2 * ho ? 2 * wo : 0; ix < w; ix++) {
                         const size_t q = ((size_t)iy * w + ix) * LANES;
 #pragma omp simd
                         for (int l = 0; l < LANES; l++) {
-                            const float dz = pooled_dz(gb, xb, a, sh, iy, ix, ho, wo, w, l);
-                            const float v = ((dz - g0[l]) - (xb[q + l] - mu[l]) * k0[l]) * s0[l];
+                            const float v = ((0.0f - g0[l]) - (xb[q + l] - mu[l]) * k0[l]) * s0[l];
                             db[q + l] = dx_store ? v : db[q + l] + v;
                         }
                     }

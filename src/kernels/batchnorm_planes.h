@@ -8,8 +8,40 @@
 #include <math.h>
 #include <omp.h>
 #include <stdlib.h>
+#if defined(__AVX__)
+#include <immintrin.h>
+#endif
 
 #include "kernels/kernels.h"
+
+/* GCC/clang vector extensions (batchnorm_pool.c, batchnorm_blocked.c): loops written with them
+ * state their lanes and their order of operations themselves, so every instruction set computes
+ * the same bits. */
+typedef float bp_v8sf __attribute__((vector_size(32)));
+typedef float bp_v4sf __attribute__((vector_size(16)));
+typedef int32_t bp_v8si __attribute__((vector_size(32)));
+typedef double bp_v4df __attribute__((vector_size(32)));
+
+/* Lanes 0-3 and 4-7 of v widened to double (exact). gcc 12 lowers the generic form of this
+ * (convertvector of a shufflevector) to two 2-lane conversions and an insert per half, which made
+ * the backward's sums bound by the shuffle port; one vcvtps2pd per half does it on AVX. */
+static inline bp_v4df widen_lo(bp_v8sf v)
+{
+#if defined(__AVX__)
+    return (bp_v4df)_mm256_cvtps_pd(_mm256_castps256_ps128((__m256)v));
+#else
+    return __builtin_convertvector(__builtin_shufflevector(v, v, 0, 1, 2, 3), bp_v4df);
+#endif
+}
+
+static inline bp_v4df widen_hi(bp_v8sf v)
+{
+#if defined(__AVX__)
+    return (bp_v4df)_mm256_cvtps_pd(_mm256_extractf128_ps((__m256)v, 1));
+#else
+    return __builtin_convertvector(__builtin_shufflevector(v, v, 4, 5, 6, 7), bp_v4df);
+#endif
+}
 
 /* BatchNorm1d (hw == 1) keeps channels contiguous in a row; walking one channel at a time would
  * stride through memory, so that layout is processed in blocks of channels instead. */
