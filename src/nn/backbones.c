@@ -259,13 +259,12 @@ static bool blocks_in_blocked_layout(relate_graph *g, const relate_backbone *bb,
     return true;
 }
 
-/* Whether conv4's layers 2-4 keep their activations in nChw16c: as for a ResNet's blocks, and
- * without a local map (Deep InfoMax reads the first layer's NCHW map). Layer 2 reads the stem's
- * 8 NCHW channels and writes blocked ones (relate_conv2d_to_blocked16). */
-static bool conv4_in_blocked_layout(relate_graph *g, const relate_backbone *bb, const relate_tensor *x, bool training,
-                                    bool local_map)
+/* Whether conv4's layers 2-4 keep their activations in nChw16c: as for a ResNet's blocks. Layer 2
+ * reads the stem's 8 NCHW channels (Deep InfoMax's local map, which stays NCHW) and writes
+ * blocked ones (relate_conv2d_to_blocked16). */
+static bool conv4_in_blocked_layout(relate_graph *g, const relate_backbone *bb, const relate_tensor *x, bool training)
 {
-    if (!training || local_map || bb->trace || !relate_blocked_layout_enabled() || relate_graph_sync_batch(g))
+    if (!training || bb->trace || !relate_blocked_layout_enabled() || relate_graph_sync_batch(g))
         return false;
     int c = bb->conv4_conv[0].out, hh = (int)x->shape[2] / 2, ww = (int)x->shape[3] / 2;
     for (int i = 1; i < 4; i++) {
@@ -296,7 +295,7 @@ relate_tensor *relate_backbone_forward_ex(relate_graph *g, relate_backbone *bb, 
     if (bb->kind == RELATE_BACKBONE_CONV4) {
         h = x;
         /* Layers 2-4 in nChw16c: oneDNN's convolutions then read and write them without reorders. */
-        const bool blocked = conv4_in_blocked_layout(g, bb, x, training, local_map != NULL);
+        const bool blocked = conv4_in_blocked_layout(g, bb, x, training);
         for (int i = 0; i < 4; i++) {
             if (i == 0 && training && !local_map && !bb->trace) {
                 /* The stem and its block tail in one op: the stem's output gradient is never
