@@ -224,28 +224,30 @@ void relate_conv2d_set_backend(relate_conv_backend b)
     atomic_store(&g_backend, (int)b);
 }
 
-/* RELATE_BLOCKED_LAYOUT=0 in the environment keeps every activation in NCHW (A/B timing, and
- * the tests' comparison); read once, like RELATE_CONV. */
+/* RELATE_BLOCKED_LAYOUT=0 in the environment keeps every activation in NCHW (A/B timing),
+ * =always uses nChw16c wherever oneDNN runs it; read once, like RELATE_CONV. */
 static pthread_once_t g_blocked_once = PTHREAD_ONCE_INIT;
-static atomic_int g_blocked = 1;
+static atomic_int g_blocked = RELATE_BLOCKED_AUTO;
 
 static void read_blocked_env(void)
 {
     const char *v = getenv("RELATE_BLOCKED_LAYOUT");
     if (v && strcmp(v, "0") == 0)
-        atomic_store(&g_blocked, 0);
+        atomic_store(&g_blocked, RELATE_BLOCKED_OFF);
+    else if (v && strcmp(v, "always") == 0)
+        atomic_store(&g_blocked, RELATE_BLOCKED_ALWAYS);
 }
 
-bool relate_blocked_layout_enabled(void)
+relate_blocked_mode relate_blocked_layout_mode(void)
 {
     pthread_once(&g_blocked_once, read_blocked_env);
-    return atomic_load(&g_blocked) != 0;
+    return (relate_blocked_mode)atomic_load(&g_blocked);
 }
 
-void relate_set_blocked_layout(bool enabled)
+void relate_set_blocked_layout(relate_blocked_mode mode)
 {
     pthread_once(&g_blocked_once, read_blocked_env);
-    atomic_store(&g_blocked, enabled ? 1 : 0);
+    atomic_store(&g_blocked, (int)mode);
 }
 
 const char *relate_conv2d_backend_name(void)
@@ -339,12 +341,30 @@ bool relate_conv2d_blocked_fits(const relate_conv2d_dims *d)
     if (!uses_onednn(relate_conv2d_get_backend()) || !d->blocked ||
         ((d->blocked & RELATE_CONV_BLOCKED_X) && d->c % 16) || ((d->blocked & RELATE_CONV_BLOCKED_Y) && d->o % 16))
         return false;
-    const relate_conv2d_dims b = *d;
-    const int slice = onednn_slice(&b);
-    const int sizes[2] = {slice, b.n % slice};
+    const int slice = onednn_slice(d);
+    const int sizes[2] = {slice, d->n % slice};
     for (int i = 0; i < 2; i++) {
-        relate_conv2d_dims s = slice_dims(&b, sizes[i]);
+        relate_conv2d_dims s = slice_dims(d, sizes[i]);
         if (sizes[i] && relate_conv2d_onednn_scratch_floats(&s) == 0)
+            return false;
+    }
+    return true;
+}
+
+bool relate_conv2d_blocked_preferred(const relate_conv2d_dims *d)
+{
+    const relate_blocked_mode mode = relate_blocked_layout_mode();
+    if (mode == RELATE_BLOCKED_OFF || !relate_conv2d_blocked_fits(d))
+        return false;
+    if (mode == RELATE_BLOCKED_ALWAYS)
+        return true;
+    /* Where oneDNN reorders the blocked side anyway (its AVX2 kernels block by 8), the layout
+     * would add batch norm's blocked kernels and gain nothing: NCHW there. */
+    const int slice = onednn_slice(d);
+    const int sizes[2] = {slice, d->n % slice};
+    for (int i = 0; i < 2; i++) {
+        relate_conv2d_dims s = slice_dims(d, sizes[i]);
+        if (sizes[i] && !relate_conv2d_onednn_blocked_native(&s))
             return false;
     }
     return true;

@@ -232,7 +232,7 @@ static relate_tensor *block_forward(relate_graph *g, relate_backbone *bb, relate
  * that layout, for an input like h. */
 static bool blocks_in_blocked_layout(relate_graph *g, const relate_backbone *bb, const relate_tensor *h, bool training)
 {
-    if (!h || !training || bb->trace || !relate_blocked_layout_enabled() || relate_graph_sync_batch(g))
+    if (!h || !training || bb->trace || relate_blocked_layout_mode() == RELATE_BLOCKED_OFF || relate_graph_sync_batch(g))
         return false;
     int c = (int)h->shape[1], hh = (int)h->shape[2], ww = (int)h->shape[3];
     for (int s = 0; s < bb->nstages; s++)
@@ -249,7 +249,7 @@ static bool blocks_in_blocked_layout(relate_graph *g, const relate_backbone *bb,
                                             .o = cl[i]->out, .kh = cl[i]->k, .kw = cl[i]->k,
                                             .stride = cl[i]->stride, .pad = cl[i]->pad,
                                             .blocked = RELATE_CONV_BLOCKED_X | RELATE_CONV_BLOCKED_Y};
-                if (relate_conv2d_dims_init(&d[i]) != 0 || !relate_conv2d_blocked_fits(&d[i]))
+                if (relate_conv2d_dims_init(&d[i]) != 0 || !relate_conv2d_blocked_preferred(&d[i]))
                     return false;
             }
             c = d[1].o;
@@ -264,7 +264,7 @@ static bool blocks_in_blocked_layout(relate_graph *g, const relate_backbone *bb,
  * blocked ones (relate_conv2d_to_blocked16). */
 static bool conv4_in_blocked_layout(relate_graph *g, const relate_backbone *bb, const relate_tensor *x, bool training)
 {
-    if (!training || bb->trace || !relate_blocked_layout_enabled() || relate_graph_sync_batch(g))
+    if (!training || bb->trace || relate_blocked_layout_mode() == RELATE_BLOCKED_OFF || relate_graph_sync_batch(g))
         return false;
     int c = bb->conv4_conv[0].out, hh = (int)x->shape[2] / 2, ww = (int)x->shape[3] / 2;
     for (int i = 1; i < 4; i++) {
@@ -272,7 +272,7 @@ static bool conv4_in_blocked_layout(relate_graph *g, const relate_backbone *bb, 
         relate_conv2d_dims d = {.n = (int)x->shape[0], .c = c, .h = hh, .w = ww, .o = cl->out, .kh = cl->k,
                                 .kw = cl->k, .stride = cl->stride, .pad = cl->pad,
                                 .blocked = (i > 1 ? RELATE_CONV_BLOCKED_X : 0) | RELATE_CONV_BLOCKED_Y};
-        if (relate_conv2d_dims_init(&d) != 0 || !relate_conv2d_blocked_fits(&d) || (i < 3 && (d.ho < 2 || d.wo < 2)))
+        if (relate_conv2d_dims_init(&d) != 0 || !relate_conv2d_blocked_preferred(&d) || (i < 3 && (d.ho < 2 || d.wo < 2)))
             return false;
         c = d.o;
         hh = d.ho / 2;
