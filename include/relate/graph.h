@@ -148,13 +148,14 @@ relate_tensor *relate_conv2d_bn_relu_pool2(relate_graph *g, relate_tensor *x, re
 relate_tensor *relate_bn_relu_conv2d(relate_graph *g, relate_tensor *x, relate_tensor *gamma, relate_tensor *beta,
                                      float *running_mean, float *running_var, int64_t *num_batches_tracked,
                                      float momentum, float eps, relate_tensor *w, int stride, int pad);
-/* The nChw16c layout (relate_tensor.blocked16), in which a ResNet's blocks keep their activations
- * so that oneDNN's convolutions read and write them without reorders. relate_conv2d takes a
- * blocked x where relate_conv2d_blocked_fits says oneDNN runs the shape (y is then blocked);
- * relate_batch_norm_act (training, without synchronised statistics; a residual must be blocked
- * too), relate_batch_norm_relu_pool2 and relate_bn_relu_conv2d take a blocked x and give a
- * blocked output. The values are those
- * of the NCHW ops up to the order of batch norm's double sums. Conversions, with their gradients: */
+/* The nChw16c layout (relate_tensor.blocked16), in which the backbones keep their activations in
+ * training (a ResNet's blocks, conv4's layers 2-4) so that oneDNN's convolutions read and write
+ * them without reorders. relate_conv2d takes a blocked x where oneDNN runs the shape in that
+ * layout (channel counts that are multiples of 16; otherwise the step fails with a message), and
+ * y is then blocked; relate_batch_norm_act (training, without synchronised statistics; a residual
+ * must be blocked too), relate_batch_norm_relu_pool2 and relate_bn_relu_conv2d take a blocked x
+ * and give a blocked output. The values are those of the NCHW ops up to the order of batch norm's
+ * double sums. Conversions, with their gradients: */
 relate_tensor *relate_to_blocked16(relate_graph *g, relate_tensor *x);   /* [N,C,H,W], C % 16 == 0 */
 /* relate_to_blocked16(relate_conv2d(x, w, stride, pad)) without the conversion: x NCHW with any
  * channel count, y nChw16c (conv4's second layer, whose input has 8 channels). */
