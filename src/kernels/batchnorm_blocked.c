@@ -234,8 +234,10 @@ static inline float masked(const float *dy, const float *relu_y, size_t q)
 }
 
 /* Chunk j of block cb: sum(dz) into part[...] and sum((x - mean) dz) into part2[...]. */
+/* dz_out (or NULL): dz stored there as well, where the caller's second pass reads it instead of
+ * dy and relu_y (the residual's fresh gradient is dz itself). */
 static void chunk_grad_sums(double *part, double *part2, const float *dy, const float *relu_y, const float *x,
-                            const float *mean, int n, int c, int hw, int cb, int j)
+                            const float *mean, float *dz_out, int n, int c, int hw, int cb, int j)
 {
     const int nb = c / LANES;
     sum16 s = {{{0}}}, dp = {{{0}}};
@@ -256,6 +258,10 @@ static void chunk_grad_sums(double *part, double *part2, const float *dy, const 
             }
             for (int h = 0; h < 2; h++)
                 xm[h] = xv[h] - mu[h];
+            if (dz_out) {
+                memcpy(dz_out + q, &g[0], sizeof g[0]);
+                memcpy(dz_out + q + 8, &g[1], sizeof g[1]);
+            }
             add16(&s, g);
             mul_add16(&dp, xm, g);
         }
@@ -284,10 +290,13 @@ int relate_bn16_backward_train(float *dx, float *dgamma, float *dbeta, const flo
     }
     double *part2 = part + (size_t)SUM_CHUNKS * c;
     float *gm = coef, *k = coef + c, *sc = coef + 2 * (size_t)c;
+    /* A fresh residual gradient is dz itself: written in the sums' pass, it is what the second
+     * pass reads, one stream instead of dy and relu_y (the same floats, so the same bits). */
+    float *dz_first = dresidual && store_dres ? dresidual : NULL;
 #pragma omp parallel for collapse(2) schedule(static) if (total >= BN_PAR_MIN)
     for (int cb = 0; cb < nb; cb++)
         for (int j = 0; j < SUM_CHUNKS; j++)
-            chunk_grad_sums(part, part2, dy, relu_y, x, saved_mean, n, c, hw, cb, j);
+            chunk_grad_sums(part, part2, dy, relu_y, x, saved_mean, dz_first, n, c, hw, cb, j);
     const double m = (double)n * hw;
     for (int ch = 0; ch < c; ch++) {
         double s = 0, dp = 0;
@@ -297,7 +306,7 @@ int relate_bn16_backward_train(float *dx, float *dgamma, float *dbeta, const flo
         }
         backward_coefficients(s, dp, m, ch, saved_invstd, gamma, dgamma, dbeta, &gm[ch], &k[ch], &sc[ch]);
     }
-    if (dx || dresidual) {
+    if (dx || (dresidual && !dz_first)) {
 #pragma omp parallel for collapse(2) schedule(static) if (total >= BN_PAR_MIN)
         for (int i = 0; i < n; i++)
             for (int cb = 0; cb < nb; cb++) {
@@ -306,6 +315,15 @@ int relate_bn16_backward_train(float *dx, float *dgamma, float *dbeta, const flo
                             *k0 = k + (size_t)cb * LANES, *s0 = sc + (size_t)cb * LANES;
                 for (int p = 0; p < hw; p++) {
                     const size_t q = off + (size_t)p * LANES;
+                    if (dz_first) { /* dx from the stored dz; dresidual is complete */
+#pragma omp simd
+                        for (int l = 0; l < LANES; l++) {
+                            const float g = dz_first[q + l];
+                            const float v = ((g - g0[l]) - (x[q + l] - mu[l]) * k0[l]) * s0[l];
+                            dx[q + l] = store_dx ? v : dx[q + l] + v;
+                        }
+                        continue;
+                    }
 #pragma omp simd
                     for (int l = 0; l < LANES; l++) {
                         const float g = masked(dy, relu_y, q + l);
