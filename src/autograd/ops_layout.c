@@ -8,6 +8,7 @@
 
 typedef struct {
     relate_tensor *x, *y;
+    bool to_blocked; /* the forward's direction; the gradient goes the other way, added */
 } layout_ctx;
 
 static void dims_of(const relate_tensor *t, int *n, int *c, int *hw)
@@ -17,7 +18,7 @@ static void dims_of(const relate_tensor *t, int *n, int *c, int *hw)
     *hw = (int)(t->shape[2] * t->shape[3]);
 }
 
-static void to_blocked_backward(relate_graph *g, void *p)
+static void convert_backward(relate_graph *g, void *p)
 {
     layout_ctx *k = p;
     bool store;
@@ -25,18 +26,7 @@ static void to_blocked_backward(relate_graph *g, void *p)
     int n, c, hw;
     dims_of(k->x, &n, &c, &hw);
     if (dx)
-        relate_blocked16_to_nchw(dx, k->y->grad, n, c, hw, !store);
-}
-
-static void from_blocked_backward(relate_graph *g, void *p)
-{
-    layout_ctx *k = p;
-    bool store;
-    float *dx = k->y->grad ? relate_grad_to_write(g, k->x, &store) : NULL;
-    int n, c, hw;
-    dims_of(k->x, &n, &c, &hw);
-    if (dx)
-        relate_nchw_to_blocked16(dx, k->y->grad, n, c, hw, !store);
+        (k->to_blocked ? relate_blocked16_to_nchw : relate_nchw_to_blocked16)(dx, k->y->grad, n, c, hw, !store);
 }
 
 static relate_tensor *convert(relate_graph *g, relate_tensor *x, bool to_blocked)
@@ -58,9 +48,7 @@ static relate_tensor *convert(relate_graph *g, relate_tensor *x, bool to_blocked
         relate_nchw_to_blocked16(y->data, x->data, n, c, hw, false);
     else
         relate_blocked16_to_nchw(y->data, x->data, n, c, hw, false);
-    if (y->requires_grad &&
-        !relate_op_save(g, to_blocked ? to_blocked_backward : from_blocked_backward, &(layout_ctx){x, y},
-                        sizeof(layout_ctx)))
+    if (y->requires_grad && !relate_op_save(g, convert_backward, &(layout_ctx){x, y, to_blocked}, sizeof(layout_ctx)))
         return NULL;
     return y;
 }

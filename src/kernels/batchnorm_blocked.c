@@ -183,18 +183,19 @@ static void coefficients(float *alpha, float *shift, const float *mean, const fl
     }
 }
 
-int relate_bn16_forward_train(float *y, float *saved_mean, float *saved_invstd, const float *x, const float *gamma,
-                              const float *beta, float *running_mean, float *running_var, int n, int c, int hw,
-                              float momentum, float eps, const relate_bn_epilogue *ep)
+/* The training forward's statistics (two passes: the mean, then the squared deviations from it),
+ * saved and running, and the affine coefficients they give: alpha [c] then shift [c], in memory
+ * the caller frees; NULL when memory is short. */
+static float *train_coefficients(const float *x, int n, int c, int hw, const float *gamma, const float *beta,
+                                 float *saved_mean, float *saved_invstd, float *running_mean, float *running_var,
+                                 float momentum, float eps)
 {
-    if (c % LANES)
-        return -1;
     double *part = malloc(sizeof(double) * ((size_t)SUM_CHUNKS * c + 2 * (size_t)c));
     float *coef = malloc(sizeof(float) * 2 * (size_t)c);
     if (!part || !coef) {
         free(part);
         free(coef);
-        return -1;
+        return NULL;
     }
     double *mean = part + (size_t)SUM_CHUNKS * c, *var = mean + c;
     const double m = (double)n * hw;
@@ -206,8 +207,21 @@ int relate_bn16_forward_train(float *y, float *saved_mean, float *saved_invstd, 
         relate_bn_finish_channel(mean[ch], var[ch], m, ch, saved_mean, saved_invstd, running_mean, running_var,
                                  momentum, eps);
     coefficients(coef, coef + c, saved_mean, saved_invstd, gamma, beta, c);
-    affine16(y, x, coef, coef + c, n, c, hw, ep);
     free(part);
+    return coef;
+}
+
+int relate_bn16_forward_train(float *y, float *saved_mean, float *saved_invstd, const float *x, const float *gamma,
+                              const float *beta, float *running_mean, float *running_var, int n, int c, int hw,
+                              float momentum, float eps, const relate_bn_epilogue *ep)
+{
+    if (c % LANES)
+        return -1;
+    float *coef = train_coefficients(x, n, c, hw, gamma, beta, saved_mean, saved_invstd, running_mean, running_var,
+                                     momentum, eps);
+    if (!coef)
+        return -1;
+    affine16(y, x, coef, coef + c, n, c, hw, ep);
     free(coef);
     return 0;
 }
@@ -353,24 +367,11 @@ int relate_bn16_relu_pool2_forward_train(float *y, float *saved_mean, float *sav
     if (c % LANES)
         return -1;
     const int hw = h * w, ho = h / 2, wo = w / 2, nb = c / LANES;
-    double *part = malloc(sizeof(double) * ((size_t)SUM_CHUNKS * c + 2 * (size_t)c));
-    float *coef = malloc(sizeof(float) * 2 * (size_t)c);
-    if (!part || !coef) {
-        free(part);
-        free(coef);
+    float *coef = train_coefficients(x, n, c, hw, gamma, beta, saved_mean, saved_invstd, running_mean, running_var,
+                                     momentum, eps);
+    if (!coef)
         return -1;
-    }
-    double *mean = part + (size_t)SUM_CHUNKS * c, *var = mean + c;
-    const double m = (double)n * hw;
-    channel_totals(mean, part, x, n, c, hw, NULL);
-    for (int ch = 0; ch < c; ch++)
-        mean[ch] /= m;
-    channel_totals(var, part, x, n, c, hw, mean);
-    for (int ch = 0; ch < c; ch++)
-        relate_bn_finish_channel(mean[ch], var[ch], m, ch, saved_mean, saved_invstd, running_mean, running_var,
-                                 momentum, eps);
     const float *alpha = coef, *shift = coef + c;
-    coefficients(coef, coef + c, saved_mean, saved_invstd, gamma, beta, c);
 #pragma omp parallel for collapse(2) schedule(static) if ((size_t)n * c * hw >= BN_PAR_MIN)
     for (int i = 0; i < n; i++)
         for (int cb = 0; cb < nb; cb++) {
@@ -394,7 +395,6 @@ int relate_bn16_relu_pool2_forward_train(float *y, float *saved_mean, float *sav
                     }
                 }
         }
-    free(part);
     free(coef);
     return 0;
 }
