@@ -358,13 +358,16 @@ bool relate_conv2d_blocked_preferred(const relate_conv2d_dims *d)
         return false;
     if (mode == RELATE_BLOCKED_ALWAYS)
         return true;
-    /* Where oneDNN reorders the blocked side anyway (its AVX2 kernels block by 8), the layout
-     * would add batch norm's blocked kernels and gain nothing: NCHW there. */
+    /* Only where the layout saves reorders: oneDNN's AVX-512 kernels compute in nChw16c, its AVX2
+     * ones block by 8, and there the layout would only move the reorders and add batch norm's
+     * blocked kernels. Counted against the same convolution in NCHW, so a layer whose other side
+     * is reordered anyway (conv4's layer 2, 8 input channels) still gains from the blocked one. */
     const int slice = onednn_slice(d);
     const int sizes[2] = {slice, d->n % slice};
     for (int i = 0; i < 2; i++) {
-        relate_conv2d_dims s = slice_dims(d, sizes[i]);
-        if (sizes[i] && !relate_conv2d_onednn_blocked_native(&s))
+        relate_conv2d_dims s = slice_dims(d, sizes[i]), plain = s;
+        plain.blocked = 0;
+        if (sizes[i] && relate_conv2d_onednn_activation_reorders(&s) >= relate_conv2d_onednn_activation_reorders(&plain))
             return false;
     }
     return true;

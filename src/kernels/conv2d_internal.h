@@ -11,9 +11,10 @@
  * the BLAS path; scratch_floats is 0 in that case. The backward clears *dx / *dw once that
  * gradient has been accumulated, so a fallback after a late failure adds nothing twice. */
 size_t relate_conv2d_onednn_scratch_floats(const relate_conv2d_dims *d);
-/* Whether the primitives for d compute in nChw16c on each side that d->blocked marks, so that
- * no blocked activation is reordered (oneDNN's AVX-512 kernels do; its AVX2 ones block by 8). */
-bool relate_conv2d_onednn_blocked_native(const relate_conv2d_dims *d);
+/* How many of the six activation arguments of d's primitives (forward x and y, backward-data dy
+ * and dx, backward-weights x and dy) oneDNN reorders between the layouts of d->blocked and its
+ * own; -1 when oneDNN cannot run d. */
+int relate_conv2d_onednn_activation_reorders(const relate_conv2d_dims *d);
 int relate_conv2d_onednn_forward(float *y, const float *x, const float *w, const relate_conv2d_dims *d,
                                  float *scratch);
 int relate_conv2d_onednn_backward(float **dx, float **dw, const float *dy, const float *x, const float *w,

@@ -337,23 +337,19 @@ size_t relate_conv2d_onednn_scratch_floats(const relate_conv2d_dims *d)
     return (most + e->pad_bytes) / sizeof(float) + 16;
 }
 
-bool relate_conv2d_onednn_blocked_native(const relate_conv2d_dims *d)
+int relate_conv2d_onednn_activation_reorders(const relate_conv2d_dims *d)
 {
     const conv_entry *e = entry_for(d);
     if (!e)
-        return false;
+        return -1;
     /* Each op's activation arguments: fwd [src, -, dst], bwd_data [diff_dst, -, diff_src],
-     * bwd_weights [src, diff_dst, -]; x's side and y's side. */
-    const bool bx = d->blocked & RELATE_CONV_BLOCKED_X, by = d->blocked & RELATE_CONV_BLOCKED_Y;
-    const struct {
-        const conv_arg *a;
-        bool blocked;
-    } acts[6] = {{&e->fwd.arg[0], bx},        {&e->fwd.arg[2], by},        {&e->bwd_data.arg[0], by},
-                 {&e->bwd_data.arg[2], bx},   {&e->bwd_weights.arg[0], bx}, {&e->bwd_weights.arg[1], by}};
+     * bwd_weights [src, diff_dst, -]. */
+    const conv_arg *acts[6] = {&e->fwd.arg[0],      &e->fwd.arg[2],         &e->bwd_data.arg[0],
+                               &e->bwd_data.arg[2], &e->bwd_weights.arg[0], &e->bwd_weights.arg[1]};
+    int n = 0;
     for (int i = 0; i < 6; i++)
-        if (acts[i].blocked && acts[i].a->reorder)
-            return false;
-    return true;
+        n += acts[i]->reorder != 0;
+    return n;
 }
 
 static int exec(dnnl_primitive_t p, int n, const int *kinds, const dnnl_memory_desc_t *const *mds, void *const *ptrs)

@@ -59,9 +59,9 @@ relate_conv_backend relate_conv2d_get_backend(void);
  * (reordering between nChw16c and its own layout where that differs). */
 bool relate_conv2d_blocked_fits(const relate_conv2d_dims *d);
 /* When the backbones keep activations in nChw16c (ResNet blocks, conv4's layers 2-4, in
- * training): OFF never; AUTO (the default) where every convolution fits and oneDNN computes in
- * nChw16c itself, so no activation is reordered (its AVX-512 kernels; its AVX2 ones block by 8,
- * and the layout would only move the reorders); ALWAYS wherever they fit (tests: the blocked
+ * training): OFF never; AUTO (the default) where every convolution fits and the layout saves
+ * oneDNN reorders (its AVX-512 kernels compute in nChw16c; its AVX2 ones block by 8, and the
+ * layout would only move the reorders); ALWAYS wherever they fit (tests: the blocked
  * path on any CPU). RELATE_BLOCKED_LAYOUT=0 or =always in the environment; the setter overrides. */
 typedef enum relate_blocked_mode {
     RELATE_BLOCKED_OFF = 0,
@@ -71,7 +71,7 @@ typedef enum relate_blocked_mode {
 relate_blocked_mode relate_blocked_layout_mode(void);
 void relate_set_blocked_layout(relate_blocked_mode mode);
 /* What a backbone asks of each convolution before it keeps the layout: relate_conv2d_blocked_fits,
- * and in AUTO mode no reorder of a blocked activation; false in OFF mode. */
+ * and in AUTO mode fewer activation reorders than the same convolution in NCHW; false in OFF mode. */
 bool relate_conv2d_blocked_preferred(const relate_conv2d_dims *d);
 void relate_conv2d_set_backend(relate_conv_backend b);
 const char *relate_conv2d_backend_name(void);
