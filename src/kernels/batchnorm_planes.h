@@ -205,8 +205,12 @@ static inline void plane_dz_sums(double *s_io, double *dp_io, const float *dz, c
     *dp_io = dp;
 }
 
-/* Mean and sum of squared deviations of channels [c0, c1), images in the outer loop. Two passes:
- * the one-pass E[x^2] - E[x]^2 cancels badly for large means. */
+/* Mean and sum of squared deviations of channels [c0, c1), images in the outer loop, in one pass
+ * over x: each plane's sum, then its squared deviations from its own mean while the plane is in
+ * cache, moved to the running mean of the planes before it (Chan, Golub and LeVeque's pairwise
+ * update). As accurate as a second pass over x with the final mean, which the one-pass
+ * E[x^2] - E[x]^2 is not for large means; the second pass cost a read of the whole activation
+ * (67 MB for the headline's stem). */
 static inline void range_stats(const float *x, int n, int c, int hw, int c0, int c1, double *mean, double *var_sum)
 {
     const int cw = c1 - c0;
@@ -215,20 +219,23 @@ static inline void range_stats(const float *x, int n, int c, int hw, int c0, int
         mean[k] = var_sum[k] = 0;
     for (int i = 0; i < n; i++) {
         const float *xb = x + ((size_t)i * c + c0) * hw;
+        const double before = (double)i * hw, merged = before + hw;
         for (int k = 0; k < cw; k++) {
             walk_plane(&wk, i, k, hw);
-            mean[k] = plane_sum(mean[k], xb + (size_t)k * hw, hw);
+            const float *plane = xb + (size_t)k * hw;
+            const double s = plane_sum(0.0, plane, hw), plane_mean = s / hw;
+            const double dev2 = plane_dev2(0.0, plane, hw, plane_mean);
+            if (i == 0) {
+                var_sum[k] = dev2;
+            } else {
+                const double d = plane_mean - mean[k] / before;
+                var_sum[k] += dev2 + d * d * (before * hw / merged);
+            }
+            mean[k] += s;
         }
     }
     for (int k = 0; k < cw; k++)
         mean[k] /= (double)n * hw;
-    for (int i = 0; i < n; i++) {
-        const float *xb = x + ((size_t)i * c + c0) * hw;
-        for (int k = 0; k < cw; k++) {
-            walk_plane(&wk, i, k, hw);
-            var_sum[k] = plane_dev2(var_sum[k], xb + (size_t)k * hw, hw, mean[k]);
-        }
-    }
 }
 
 /* As PyTorch's CPU kernel: y = x * alpha + beta', alpha = invstd * gamma, beta' = beta - mean * alpha,

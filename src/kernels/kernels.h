@@ -186,7 +186,7 @@ void relate_blocked16_to_nchw(float *dst, const float *src, int n, int c, int hw
  * by its sum over every replica, the same bits on each (relate_dist_allreduce_sum_f64), and
  * return 0, or nonzero on failure (the kernel then returns -1 with its outputs undefined).
  * Forward: two reductions (the sums and the count, then the squared deviations from the global
- * mean, as the one-process kernel's two passes); saved and running statistics come out equal on
+ * mean; the one-process kernels combine per-plane deviations instead, in one pass); saved and running statistics come out equal on
  * every replica. Backward: one reduction of sum(dz) and sum((x - mean) dz) for dx; dgamma and
  * dbeta get this replica's own sums, which the gradients' all-reduce then adds up. Both layouts
  * (hw == 1 included, with relu_y and dresidual); results differ from the one-process kernels on

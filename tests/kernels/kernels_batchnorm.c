@@ -173,3 +173,58 @@ void test_batchnorm(int fd)
         free(x), free(gamma), free(beta), free(a.mean), free(a.invstd), free(a.rm), free(a.rv);
     }
 }
+
+/* The variance of values with a large mean and a small spread (1e5 + ~0.01): the one-pass
+ * E[x^2] - E[x]^2 loses it entirely in double (x^2 ~ 1e10, the variance ~1e-4). The kernels sum
+ * each plane's (or chunk's) deviations from its own mean and combine them; here against a
+ * two-pass reference in long double, for the NCHW kernel, its pooling tail and the blocked one.
+ * Its own values, so the harness's random sequence is left as it is. */
+void test_batchnorm_large_mean(void)
+{
+    enum { N = 37, C = 16, H = 6, W = 8, HW = H * W };
+    const size_t tot = (size_t)N * C * HW;
+    float *x = falloc(tot), *xb = falloc(tot), *y = falloc(tot), *ones = falloc(C), *zeros = falloc(C);
+    float mean[C], inv[C], rm[C], rv[C];
+    uint32_t state = 12345;
+    for (size_t i = 0; i < tot; i++) {
+        state = state * 1664525u + 1013904223u;
+        x[i] = 1e5f + (float)((state >> 8) % 1000u) * 4e-5f * (float)(1 + (i / HW) % C);
+    }
+    for (int ch = 0; ch < C; ch++)
+        ones[ch] = 1.0f, zeros[ch] = 0.0f;
+    relate_nchw_to_blocked16(xb, x, N, C, HW, false);
+    const float eps = 1e-12f;
+    double want[C];
+    for (int ch = 0; ch < C; ch++) {
+        long double s = 0, v = 0;
+        for (int i = 0; i < N; i++)
+            for (int j = 0; j < HW; j++)
+                s += x[((size_t)i * C + ch) * HW + j];
+        const long double mu = s / ((long double)N * HW);
+        for (int i = 0; i < N; i++)
+            for (int j = 0; j < HW; j++) {
+                const long double d = x[((size_t)i * C + ch) * HW + j] - mu;
+                v += d * d;
+            }
+        want[ch] = (double)(1.0L / sqrtl(v / ((long double)N * HW) + eps));
+    }
+    for (int kernel = 0; kernel < 3; kernel++) {
+        static const char *names[3] = {"NCHW", "NCHW + ReLU + pool", "nChw16c"};
+        for (int ch = 0; ch < C; ch++)
+            rm[ch] = 0.0f, rv[ch] = 1.0f;
+        int rc = 0;
+        if (kernel == 0)
+            relate_batchnorm_forward_train(y, mean, inv, x, ones, zeros, rm, rv, N, C, HW, 0.1f, eps);
+        else if (kernel == 1)
+            rc = relate_bn_relu_pool2_forward_train(y, mean, inv, x, ones, zeros, rm, rv, N, C, H, W, 0.1f, eps);
+        else
+            rc = relate_bn16_forward_train(y, mean, inv, xb, ones, zeros, rm, rv, N, C, HW, 0.1f, eps, NULL);
+        CHECK(rc == 0);
+        double worst = 0;
+        for (int ch = 0; ch < C; ch++)
+            worst = fmax(worst, fabs(inv[ch] - want[ch]) / want[ch]);
+        CHECK_MSG(worst < 1e-5, "batch norm (%s): inverse std of a large-mean channel off by %.3g (relative)",
+                  names[kernel], worst);
+    }
+    free(x), free(xb), free(y), free(ones), free(zeros);
+}

@@ -62,6 +62,7 @@ void test_conv_dims(void);
 void test_batchnorm(int fd);
 /* kernels_batchnorm_blocked.c */
 void test_batchnorm_blocked(void);
+void test_batchnorm_large_mean(void);
 /* kernels_pool.c */
 void test_pool(int fd);
 void test_pool_dims(void);

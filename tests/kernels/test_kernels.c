@@ -53,5 +53,6 @@ int main(void)
     relate_conv2d_set_backend(env_backend);
     /* Last: its inputs take the next seeds, so every check above keeps the inputs it had. */
     test_batchnorm_blocked();
+    test_batchnorm_large_mean();
     return relate_test_finish();
 }
