@@ -7,10 +7,12 @@
  * Composed ops write h, the normalised h, the activation and three gradients of that size and read
  * each two or three times (~1.2 GB of traffic and ~400 MB of arena per step). Here only h is
  * stored; the normalised value and the activation are recomputed from h and the channel
- * statistics wherever they are needed, so h is written once and read four times.
+ * statistics wherever they are needed, so h is written once and read from memory three times
+ * (its variance is summed per chunk of rows while the chunk is in cache).
  *
  * Arithmetic follows the composed ops (spec 3.1.3): h summed left to right in float, statistics in
- * double with the two-pass variance, y = h * alpha + shift in float, PyTorch's LeakyReLU gradient
+ * double (the variance from each chunk's squared deviations about its own mean, combined with
+ * Chan's update: as accurate as a second pass), y = h * alpha + shift in float, PyTorch's LeakyReLU gradient
  * convention (x > 0 ? dy : slope * dy) and its batch-norm backward grouping. Only summation order
  * differs (per-chunk partial sums), so results agree with the composed ops to float rounding.
  * Chunks are fixed-size row ranges reduced in chunk order, so results do not depend on the
@@ -34,7 +36,8 @@ void relate_relation_head_backward_avx512(const relate_relation_head_grads *gr, 
 size_t relate_relation_head_scratch_doubles(int64_t rows, int cols)
 {
     /* Backward: three partial rows per chunk plus one scalar, their total, and five per-column
-     * float coefficients (stored in double slots); forward needs less. */
+     * float coefficients (stored in double slots). Forward: three partial rows per chunk, two
+     * totals and two float coefficients, which is less. */
     return (size_t)(chunk_count(rows) + 1) * (3 * (size_t)cols + 1) + 5 * (size_t)cols;
 }
 

@@ -156,16 +156,21 @@ void RH_FN(forward)(float *h, float *logits, float *mean, float *invstd, float *
 {
     const int64_t nchunks = chunk_count(rows);
     const double m = (double)rows;
-    double *part = scratch, *acc = part + (size_t)nchunks * (size_t)cols, *dmean = acc + cols;
+    /* Per chunk: the sums of its rows, their squared deviations from the chunk's mean (taken
+     * while the chunk's 512 rows are still in cache, so h is read from memory by the logits' pass
+     * alone), and that mean; combined below with Chan's pairwise update. */
+    double *part = scratch, *dev = part + (size_t)nchunks * (size_t)cols, *cmean = dev + (size_t)nchunks * (size_t)cols;
+    double *acc = cmean + (size_t)nchunks * (size_t)cols, *dmean = acc + cols;
     float *alpha = (float *)(dmean + cols), *shift = alpha + cols;
 
 #pragma omp parallel for schedule(static)
     for (int64_t k = 0; k < nchunks; k++) {
-        double *s = part + (size_t)k * (size_t)cols;
+        double *s = part + (size_t)k * (size_t)cols, *v = dev + (size_t)k * (size_t)cols,
+               *cm = cmean + (size_t)k * (size_t)cols;
         for (int j = 0; j < cols; j++)
-            s[j] = 0;
-        const int64_t r1 = chunk_end(k, rows);
-        for (int64_t r = k * CHUNK_ROWS; r < r1; r++) {
+            s[j] = v[j] = 0;
+        const int64_t r0 = k * CHUNK_ROWS, r1 = chunk_end(k, rows);
+        for (int64_t r = r0; r < r1; r++) {
             const float *ra = p->a + (size_t)p->ia[r] * (size_t)cols, *rb = p->b + (size_t)p->ib[r] * (size_t)cols;
             float *hr = h + (size_t)r * (size_t)cols;
             rh_prefetch_row(h, r, r1, cols, 0, cols);
@@ -175,28 +180,29 @@ void RH_FN(forward)(float *h, float *logits, float *mean, float *invstd, float *
                 s[j] += hr[j];
             }
         }
-    }
-    reduce_chunks(dmean, part, nchunks, cols, (size_t)cols);
-    for (int j = 0; j < cols; j++)
-        dmean[j] /= m;
-
-#pragma omp parallel for schedule(static)
-    for (int64_t k = 0; k < nchunks; k++) {
-        double *v = part + (size_t)k * (size_t)cols;
         for (int j = 0; j < cols; j++)
-            v[j] = 0;
-        const int64_t r1 = chunk_end(k, rows);
-        for (int64_t r = k * CHUNK_ROWS; r < r1; r++) {
+            cm[j] = s[j] / (double)(r1 - r0);
+        for (int64_t r = r0; r < r1; r++) {
             const float *hr = h + (size_t)r * (size_t)cols;
-            rh_prefetch_row(h, r, r1, cols, 0, cols);
 #pragma omp simd
             for (int j = 0; j < cols; j++) {
-                double dlt = hr[j] - dmean[j];
+                double dlt = hr[j] - cm[j];
                 v[j] += dlt * dlt;
             }
         }
     }
-    reduce_chunks(acc, part, nchunks, cols, (size_t)cols);
+    reduce_chunks(dmean, part, nchunks, cols, (size_t)cols);
+    for (int j = 0; j < cols; j++) {
+        dmean[j] /= m;
+        acc[j] = 0;
+    }
+    for (int64_t k = 0; k < nchunks; k++) {
+        const double cnt = (double)(chunk_end(k, rows) - k * CHUNK_ROWS);
+        for (int j = 0; j < cols; j++) {
+            const double d = cmean[(size_t)k * (size_t)cols + (size_t)j] - dmean[j];
+            acc[j] += dev[(size_t)k * (size_t)cols + (size_t)j] + cnt * d * d;
+        }
+    }
     for (int j = 0; j < cols; j++) {
         relate_bn_finish_channel(dmean[j], acc[j], m, j, mean, invstd, running_mean, running_var, p->momentum, p->eps);
         alpha[j] = invstd[j] * p->gamma[j];

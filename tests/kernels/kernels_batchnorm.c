@@ -227,4 +227,39 @@ void test_batchnorm_large_mean(void)
                   names[kernel], worst);
     }
     free(x), free(xb), free(y), free(ones), free(zeros);
+
+    /* The relation head's BatchNorm1d over pair rows: 1,300 rows, three chunks of 512 (the last
+     * one short), whose statistics are combined the same way. */
+    enum { ROWS = 1300, VIEWS = 50, COLS = 20 };
+    float *a = falloc((size_t)VIEWS * COLS), *h = falloc((size_t)ROWS * COLS), *logits = falloc(ROWS);
+    float bias1[COLS], gamma[COLS], beta[COLS], w2[COLS], hmean[COLS], hinv[COLS], hrm[COLS], hrv[COLS];
+    int32_t ia[ROWS], ib[ROWS];
+    for (size_t i = 0; i < (size_t)VIEWS * COLS; i++) {
+        state = state * 1664525u + 1013904223u;
+        a[i] = 5e4f + (float)((state >> 8) % 1000u) * 4e-5f;
+    }
+    for (int j = 0; j < COLS; j++)
+        bias1[j] = 0.0f, gamma[j] = 1.0f, beta[j] = 0.0f, w2[j] = 1.0f, hrm[j] = 0.0f, hrv[j] = 1.0f;
+    for (int r = 0; r < ROWS; r++)
+        ia[r] = r % VIEWS, ib[r] = (r * 7 + 3) % VIEWS;
+    const relate_relation_head_params hp = {.a = a, .b = a, .bias1 = bias1, .gamma = gamma, .beta = beta, .w2 = w2,
+                                            .ia = ia, .ib = ib, .b2 = 0.0f, .slope = 0.01f, .momentum = 0.1f,
+                                            .eps = eps};
+    double *scratch = malloc(relate_relation_head_scratch_doubles(ROWS, COLS) * sizeof(double));
+    relate_relation_head_forward(h, logits, hmean, hinv, hrm, hrv, &hp, ROWS, COLS, scratch);
+    double worst = 0;
+    for (int j = 0; j < COLS; j++) {
+        long double su = 0, v = 0;
+        for (int r = 0; r < ROWS; r++)
+            su += (a[(size_t)ia[r] * COLS + j] + a[(size_t)ib[r] * COLS + j]) + 0.0f;
+        const long double mu = su / ROWS;
+        for (int r = 0; r < ROWS; r++) {
+            const long double d = (long double)((a[(size_t)ia[r] * COLS + j] + a[(size_t)ib[r] * COLS + j]) + 0.0f) - mu;
+            v += d * d;
+        }
+        const double ref = (double)(1.0L / sqrtl(v / ROWS + eps));
+        worst = fmax(worst, fabs(hinv[j] - ref) / ref);
+    }
+    CHECK_MSG(worst < 1e-5, "relation head: inverse std of a large-mean column off by %.3g (relative)", worst);
+    free(a), free(h), free(logits), free(scratch);
 }
