@@ -287,7 +287,8 @@ static relate_conv2d_dims slice_dims(const relate_conv2d_dims *d, int n)
     return s;
 }
 
-/* The backend's oneDNN (1) or im2col (0) path, and whether the direct stem kernel may run. */
+/* The backend's oneDNN (1) or im2col (0) path, and whether the direct stem kernel may run (the
+ * default backend; RELATE_CONV_ONEDNN_ONLY is oneDNN alone, the direct backward included). */
 static int uses_onednn(relate_conv_backend b) { return b != RELATE_CONV_BLAS; }
 
 static int uses_direct(relate_conv_backend b, const relate_conv2d_dims *d)
@@ -301,7 +302,11 @@ size_t relate_conv2d_scratch_floats(const relate_conv2d_dims *d, int nthreads)
      * thread, and runs the forward and the weight gradient while oneDNN may run an input
      * gradient, so the buffer holds the larger. */
     const relate_conv_backend b = relate_conv2d_get_backend();
-    const size_t direct = uses_direct(b, d) ? relate_conv2d_direct_scratch_floats(d, nthreads) : 0;
+    size_t direct = uses_direct(b, d) ? relate_conv2d_direct_scratch_floats(d, nthreads) : 0;
+    if (b == RELATE_CONV_ONEDNN) {
+        const size_t bwd = relate_conv2d_direct_backward_scratch_floats(d, nthreads);
+        direct = bwd > direct ? bwd : direct;
+    }
     if (uses_onednn(b) || d->blocked) {
         /* Enough for either path on one slice, since oneDNN may refuse a shape at run time. */
         size_t most = 0;
@@ -478,6 +483,10 @@ void relate_conv2d_backward_ex(float *dx, float *dw, const float *dy, const floa
     /* The direct kernel has no input gradient (a stem's input is data): with one asked for, the
      * weight gradient goes to oneDNN as well, which computes both from one copy of dy. */
     if (!dx && uses_direct(b, d) && relate_conv2d_direct_weight_grad(dw, dy, x, d, scratch) == 0)
+        return;
+    /* conv4's layer 2 in the blocked layout: both gradients without oneDNN's reorders. */
+    if (b == RELATE_CONV_ONEDNN && relate_conv2d_direct_backward_fits(d) &&
+        relate_conv2d_direct_backward(dx, dw, dy, x, w, d, scratch, dx_store) == 0)
         return;
     /* Slices add their weight gradients one after another, in image order. */
     const int slice = onednn_slice(d);

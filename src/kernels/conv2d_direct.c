@@ -9,8 +9,11 @@
  * step (DNNL_VERBOSE), for a layer with 14% of its multiplications. Here the input is
  * read where it lies, through a zero-padded copy of one image that stays in L1.
  *
- * Not a general convolution: conv2d.c sends every other shape, and the input gradient (a stem's
- * input is data, which needs none), to oneDNN or to im2col + sgemm. */
+ * Also both gradients of a layer from a few NCHW channels into nChw16c outputs (conv4's layer 2
+ * in the blocked layout, AVX-512; see "backward, dy in nChw16c" below).
+ *
+ * Not a general convolution: conv2d.c sends every other shape, and the input gradient of an
+ * NCHW layer (a stem's input is data, which needs none), to oneDNN or to im2col + sgemm. */
 #include <omp.h>
 #include <stdlib.h>
 #include <string.h>
@@ -139,14 +142,15 @@ __attribute__((target("avx2,fma"))) static inline float hsum_avx2(__m256 v)
 
 /* One image's share of the weight gradient, added to sums [o, c, 3, 3] (double): for each output
  * channel block, input channel and kernel row, 12 running vectors (4 channels x 3 columns) over
- * the image's rows, reduced to one float per weight per image. AVX2 on every CPU: an AVX-512
+ * the image's rows, reduced to one float per weight per image; dy's planes are `plane` floats
+ * apart. AVX2 on every CPU: an AVX-512
  * version of these loops ran at 0.6x of this speed (its shifted loads of x split cache lines),
  * and one width gives every machine the same bits. dy's rows are `dy_ld` floats
  * apart, with zeros past the width when that is not a whole number of vectors. */
-__attribute__((target("avx2,fma"))) static void weight_grad_image_avx2(double *sums, const float *dy, size_t dy_ld, const float *xp,
-                                       const relate_conv2d_dims *d, const direct_geom *g)
+__attribute__((target("avx2,fma"))) static void weight_grad_image_avx2(double *sums, const float *dy, size_t dy_ld,
+                                                                      size_t plane, const float *xp,
+                                                                      const relate_conv2d_dims *d, const direct_geom *g)
 {
-    const size_t plane = (size_t)d->h * dy_ld;
     for (int o0 = 0; o0 < d->o; o0 += OC_BLOCK)
         for (int ic = 0; ic < d->c; ic++)
             for (int ky = 0; ky < 3; ky++) {
@@ -207,6 +211,17 @@ int relate_conv2d_direct_forward(float *y, const float *x, const float *w, const
 #endif
 }
 
+/* dw += the threads' double sums (each `per` floats apart from `off` on), added in thread order. */
+static void add_thread_sums(float *dw, size_t nw, const float *scratch, int team, size_t per, size_t off)
+{
+    for (size_t k = 0; k < nw; k++) {
+        double total = 0;
+        for (int t = 0; t < team; t++)
+            total += ((const double *)(scratch + (size_t)t * per + off))[k];
+        dw[k] += (float)total;
+    }
+}
+
 /* Each thread sums a contiguous run of images (the static schedule) in double; the runs are
  * then added in thread order, so the result depends on the inputs and the thread count only.
  * dy is read from memory, or made image by image by dy_of (then never stored whole). */
@@ -244,15 +259,10 @@ static int weight_grad(float *dw, const float *dy, relate_conv2d_dy_fn dy_of, vo
             }
             pad_image(xp, x + (size_t)i * in_img, d, &g);
             const size_t ld = g.whole ? (size_t)d->w : g.dyrow;
-            weight_grad_image_avx2(sums, dyi, ld, xp, d, &g);
+            weight_grad_image_avx2(sums, dyi, ld, (size_t)d->h * ld, xp, d, &g);
         }
     }
-    for (size_t k = 0; k < nw; k++) {
-        double total = 0;
-        for (int t = 0; t < team; t++)
-            total += ((const double *)(scratch + (size_t)t * g.per_thread + g.sums_off))[k];
-        dw[k] += (float)total;
-    }
+    add_thread_sums(dw, nw, scratch, team, g.per_thread, g.sums_off);
     return 0;
 #else
     (void)dw, (void)dy, (void)dy_of, (void)ctx, (void)tmp_floats, (void)x, (void)scratch;
@@ -270,4 +280,247 @@ int relate_conv2d_direct_weight_grad_fn(float *dw, relate_conv2d_dy_fn dy_of, vo
                                         const float *x, const relate_conv2d_dims *d, float *scratch)
 {
     return weight_grad(dw, NULL, dy_of, ctx, tmp_floats, x, d, scratch);
+}
+
+/* ------------------------------------------------------------------ backward, dy in nChw16c */
+/* conv4's layer 2 in the blocked layout: x in NCHW with few channels (the stem's 8), y in
+ * nChw16c. oneDNN computes its input gradient with 8 channels padded to 16 and reordered out
+ * again, and its weight gradient with an AVX2 kernel that blocks by 8 and needs x and dy
+ * reordered first. Here, image by image and in cache: the weight gradient with a vector of 16
+ * output channels as dy lies (each tap of x broadcast against it), and the input gradient from dy
+ * transposed to zero-bordered NCHW planes, as a correlation with the flipped kernel. AVX-512 only
+ * (the blocked layout is chosen where oneDNN computes in it, which is AVX-512; elsewhere oneDNN
+ * runs as before). */
+#define BWD_C 8 /* input channels whose gradient rows are computed together (the most this path takes) */
+
+typedef struct bwd_geom {
+    direct_geom x;  /* the padded image (8-lane geometry) */
+    int nv;         /* 16-float vectors per input-gradient row */
+    size_t dwp;     /* floats per padded dy row: >= nv * 16 + 2 */
+    size_t dyplane; /* floats per padded dy plane: (h + 2) * dwp */
+    size_t dy_off, wpk_off, sums_off, per_thread;
+} bwd_geom;
+
+static bwd_geom bwd_geometry(const relate_conv2d_dims *d)
+{
+    bwd_geom b;
+    b.x = geometry(d, 8, 0);
+    b.nv = (d->w + 15) / 16;
+    b.dwp = (size_t)b.nv * 16 + 16;
+    b.dyplane = (size_t)(d->h + 2) * b.dwp;
+    b.dy_off = (size_t)d->c * b.x.xplane;
+    b.wpk_off = b.dy_off + (size_t)d->o * b.dyplane;
+    b.sums_off = (b.wpk_off + (size_t)BWD_C * d->o * 9 + 1) & ~(size_t)1;
+    b.per_thread = (b.sums_off + 2 * (size_t)d->o * d->c * 9 + 15) & ~(size_t)15;
+    return b;
+}
+
+int relate_conv2d_direct_backward_fits(const relate_conv2d_dims *d)
+{
+    return d->kh == 3 && d->kw == 3 && d->stride == 1 && d->pad == 1 && d->c >= 1 && d->c <= BWD_C &&
+           d->o % 16 == 0 && d->blocked == RELATE_CONV_BLOCKED_Y && d->w <= 4096 && active_isa() == RELATE_ISA_AVX512;
+}
+
+size_t relate_conv2d_direct_backward_scratch_floats(const relate_conv2d_dims *d, int nthreads)
+{
+    if (!relate_conv2d_direct_backward_fits(d))
+        return 0;
+    return bwd_geometry(d).per_thread * (size_t)(nthreads < 1 ? 1 : nthreads);
+}
+
+#if DIRECT_X86
+/* The 16 x 16 block r (16 pixels' 16 channels each) transposed: out[l] holds channel l of the
+ * 16 pixels. */
+__attribute__((target("avx512f"))) static inline void transpose16(__m512 out[16], const __m512 r[16])
+{
+    __m512 a[16], b[16];
+    for (int i = 0; i < 8; i++) {
+        a[2 * i] = _mm512_unpacklo_ps(r[2 * i], r[2 * i + 1]);
+        a[2 * i + 1] = _mm512_unpackhi_ps(r[2 * i], r[2 * i + 1]);
+    }
+    for (int i = 0; i < 4; i++) {
+        const __m512d a0 = _mm512_castps_pd(a[4 * i]), a1 = _mm512_castps_pd(a[4 * i + 1]);
+        const __m512d a2 = _mm512_castps_pd(a[4 * i + 2]), a3 = _mm512_castps_pd(a[4 * i + 3]);
+        b[4 * i] = _mm512_castpd_ps(_mm512_unpacklo_pd(a0, a2));
+        b[4 * i + 1] = _mm512_castpd_ps(_mm512_unpackhi_pd(a0, a2));
+        b[4 * i + 2] = _mm512_castpd_ps(_mm512_unpacklo_pd(a1, a3));
+        b[4 * i + 3] = _mm512_castpd_ps(_mm512_unpackhi_pd(a1, a3));
+    }
+    /* b[4i + j], 128-bit lane k: channel 4k + j of pixels 4i..4i+3. */
+    for (int j = 0; j < 4; j++) {
+        const __m512 c0 = _mm512_shuffle_f32x4(b[j], b[4 + j], 0x88), c1 = _mm512_shuffle_f32x4(b[j], b[4 + j], 0xDD);
+        const __m512 d0 = _mm512_shuffle_f32x4(b[8 + j], b[12 + j], 0x88),
+                     d1 = _mm512_shuffle_f32x4(b[8 + j], b[12 + j], 0xDD);
+        out[j] = _mm512_shuffle_f32x4(c0, d0, 0x88);
+        out[8 + j] = _mm512_shuffle_f32x4(c0, d0, 0xDD);
+        out[4 + j] = _mm512_shuffle_f32x4(c1, d1, 0x88);
+        out[12 + j] = _mm512_shuffle_f32x4(c1, d1, 0xDD);
+    }
+}
+
+/* One image's dy (nChw16c) into the interiors of its zero-bordered NCHW planes. */
+__attribute__((target("avx512f"))) static void unblock_dy(float *dyp, const float *dyi, const relate_conv2d_dims *d,
+                                                          const bwd_geom *b)
+{
+    const size_t hw = (size_t)d->h * d->w;
+    for (int ob = 0; ob < d->o / 16; ob++)
+        for (int r = 0; r < d->h; r++)
+            for (int q0 = 0; q0 < d->w; q0 += 16) {
+                const int valid = d->w - q0 < 16 ? d->w - q0 : 16;
+                const float *src = dyi + ((size_t)ob * hw + (size_t)r * d->w + (size_t)q0) * 16;
+                __m512 rows[16], cols[16];
+                for (int i = 0; i < 16; i++)
+                    rows[i] = i < valid ? _mm512_loadu_ps(src + (size_t)i * 16) : _mm512_setzero_ps();
+                transpose16(cols, rows);
+                const __mmask16 m = (__mmask16)((1u << valid) - 1);
+                for (int l = 0; l < 16; l++)
+                    _mm512_mask_storeu_ps(dyp + (size_t)(ob * 16 + l) * b->dyplane + (size_t)(r + 1) * b->dwp + 1 + q0,
+                                          m, cols[l]);
+            }
+}
+
+/* Rows s .. s + nr - 1 (nr = 1 or 2) of one image's input gradient, every channel: each element
+ * the sum over (o, ky, kx), in that order, of w * dy, one FMA per term from zero. wpk holds the
+ * weights as [o][3][3][BWD_C], zeros past c. */
+__attribute__((target("avx512f"))) static inline void dx_rows(float *dxi, const float *dyp, const float *wpk, int s,
+                                                              int nr, int v, const relate_conv2d_dims *d,
+                                                              const bwd_geom *b, bool store)
+{
+    __m512 acc[2][BWD_C];
+    for (int j = 0; j < BWD_C; j++)
+        acc[0][j] = acc[1][j] = _mm512_setzero_ps();
+    for (int o = 0; o < d->o; o++)
+        for (int ky = 0; ky < 3; ky++) {
+            /* dx[s][t] takes dy[s + 1 - ky][t + 1 - kx]: padded row s + 2 - ky, column t + 2 - kx. */
+            const float *row = dyp + (size_t)o * b->dyplane + (size_t)(s + 2 - ky) * b->dwp + (size_t)v * 16;
+            const float *wk = wpk + ((size_t)o * 9 + (size_t)ky * 3) * BWD_C;
+#pragma GCC unroll 3
+            for (int kx = 0; kx < 3; kx++) {
+                const __m512 d0 = _mm512_loadu_ps(row + 2 - kx);
+                const __m512 d1 = nr > 1 ? _mm512_loadu_ps(row + b->dwp + 2 - kx) : d0;
+#pragma GCC unroll 8
+                for (int j = 0; j < BWD_C; j++) {
+                    const __m512 wv = _mm512_set1_ps(wk[kx * BWD_C + j]);
+                    acc[0][j] = _mm512_fmadd_ps(wv, d0, acc[0][j]);
+                    if (nr > 1)
+                        acc[1][j] = _mm512_fmadd_ps(wv, d1, acc[1][j]);
+                }
+            }
+        }
+    const int valid = d->w - v * 16 < 16 ? d->w - v * 16 : 16;
+    const __mmask16 m = (__mmask16)((1u << valid) - 1);
+    const size_t plane = (size_t)d->h * d->w;
+    for (int r = 0; r < nr; r++)
+        for (int j = 0; j < d->c; j++) {
+            float *out = dxi + (size_t)j * plane + (size_t)(s + r) * d->w + (size_t)v * 16;
+            const __m512 val = store ? acc[r][j] : _mm512_add_ps(_mm512_maskz_loadu_ps(m, out), acc[r][j]);
+            _mm512_mask_storeu_ps(out, m, val);
+        }
+}
+
+__attribute__((target("avx512f"))) static void dx_image_avx512(float *dxi, const float *dyp, const float *wpk,
+                                                               const relate_conv2d_dims *d, const bwd_geom *b,
+                                                               bool store)
+{
+    for (int v = 0; v < b->nv; v++) {
+        int s = 0;
+        for (; s + 2 <= d->h; s += 2)
+            dx_rows(dxi, dyp, wpk, s, 2, v, d, b, store);
+        if (s < d->h)
+            dx_rows(dxi, dyp, wpk, s, 1, v, d, b, store);
+    }
+}
+
+/* One image's weight gradient, added to sums [o/16][c][3][3][16] (double): with dy in nChw16c a
+ * vector is 16 output channels at one pixel, so each tap of the padded x is broadcast against
+ * it, two input channels (18 running vectors) per walk over the image; no transposes and no
+ * horizontal sums. Each running vector sums the image's pixels in order, in float. */
+__attribute__((target("avx512f"))) static void dw_image_avx512(double *sums, const float *dyi, const float *xp,
+                                                              const relate_conv2d_dims *d, const direct_geom *g)
+{
+    const size_t hw = (size_t)d->h * d->w;
+    for (int ob = 0; ob < d->o / 16; ob++)
+        for (int c0 = 0; c0 < d->c; c0 += 2) {
+            /* An odd last channel runs its pair with itself, and only the first half is kept. */
+            const int c1 = c0 + 1 < d->c ? c0 + 1 : c0;
+            __m512 acc[2][9];
+            for (int k = 0; k < 9; k++)
+                acc[0][k] = acc[1][k] = _mm512_setzero_ps();
+            const float *x0 = xp + (size_t)c0 * g->xplane, *x1 = xp + (size_t)c1 * g->xplane;
+            for (int y = 0; y < d->h; y++)
+                for (int q = 0; q < d->w; q++) {
+                    const __m512 dv = _mm512_loadu_ps(dyi + ((size_t)ob * hw + (size_t)y * d->w + (size_t)q) * 16);
+                    const size_t at = (size_t)y * g->wp + (size_t)q;
+#pragma GCC unroll 3
+                    for (int ky = 0; ky < 3; ky++)
+#pragma GCC unroll 3
+                        for (int kx = 0; kx < 3; kx++) {
+                            const size_t t = at + (size_t)ky * g->wp + (size_t)kx;
+                            acc[0][ky * 3 + kx] = _mm512_fmadd_ps(dv, _mm512_set1_ps(x0[t]), acc[0][ky * 3 + kx]);
+                            acc[1][ky * 3 + kx] = _mm512_fmadd_ps(dv, _mm512_set1_ps(x1[t]), acc[1][ky * 3 + kx]);
+                        }
+                }
+            for (int cc = 0; cc < (c1 > c0 ? 2 : 1); cc++)
+                for (int k = 0; k < 9; k++) {
+                    double *sk = sums + ((((size_t)ob * d->c + (size_t)(c0 + cc)) * 9 + (size_t)k) * 16);
+                    const __m512d lo = _mm512_cvtps_pd(_mm512_castps512_ps256(acc[cc][k]));
+                    const __m512d hi = _mm512_cvtps_pd(_mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(acc[cc][k]), 1)));
+                    _mm512_storeu_pd(sk, _mm512_add_pd(_mm512_loadu_pd(sk), lo));
+                    _mm512_storeu_pd(sk + 8, _mm512_add_pd(_mm512_loadu_pd(sk + 8), hi));
+                }
+        }
+}
+#endif
+
+int relate_conv2d_direct_backward(float *dx, float *dw, const float *dy, const float *x, const float *w,
+                                  const relate_conv2d_dims *d, float *scratch, bool dx_store)
+{
+    if (!relate_conv2d_direct_backward_fits(d))
+        return -1;
+#if DIRECT_X86
+    const bwd_geom b = bwd_geometry(d);
+    const size_t in_img = (size_t)d->c * d->h * d->w, out_img = (size_t)d->o * d->h * d->w;
+    const size_t nw = (size_t)d->o * d->c * 9;
+    int team = 1;
+#pragma omp parallel num_threads(relate_get_threads())
+    {
+        float *xp = scratch + (size_t)omp_get_thread_num() * b.per_thread;
+        float *dyp = xp + b.dy_off, *wpk = xp + b.wpk_off;
+        double *sums = (double *)(xp + b.sums_off);
+        memset(xp, 0, sizeof(float) * b.wpk_off); /* the zero borders of x and dy */
+        memset(sums, 0, sizeof(double) * nw);
+        for (int o = 0; o < d->o; o++)
+            for (int k = 0; k < 9; k++)
+                for (int j = 0; j < BWD_C; j++)
+                    wpk[((size_t)o * 9 + k) * BWD_C + j] = j < d->c ? w[((size_t)o * d->c + j) * 9 + k] : 0.0f;
+#pragma omp single
+        team = omp_get_num_threads();
+#pragma omp for schedule(static)
+        for (int i = 0; i < d->n; i++) {
+            const float *dyi = dy + (size_t)i * out_img;
+            if (dx) {
+                unblock_dy(dyp, dyi, d, &b);
+                dx_image_avx512(dx + (size_t)i * in_img, dyp, wpk, d, &b, dx_store);
+            }
+            if (dw) {
+                pad_image(xp, x + (size_t)i * in_img, d, &b.x);
+                dw_image_avx512(sums, dyi, xp, d, &b.x);
+            }
+        }
+    }
+    if (dw) /* the sums are [o/16][c][3][3][16]; dw is [o][c][3][3] */
+        for (int o = 0; o < d->o; o++)
+            for (int c = 0; c < d->c; c++)
+                for (int k = 0; k < 9; k++) {
+                    const size_t at = ((((size_t)(o / 16) * d->c + (size_t)c) * 9 + (size_t)k) * 16) + (size_t)(o % 16);
+                    double total = 0;
+                    for (int t = 0; t < team; t++)
+                        total += ((const double *)(scratch + (size_t)t * b.per_thread + b.sums_off))[at];
+                    dw[((size_t)o * d->c + c) * 9 + k] += (float)total;
+                }
+    return 0;
+#else
+    (void)dx, (void)dw, (void)dy, (void)x, (void)w, (void)scratch, (void)dx_store;
+    return -1;
+#endif
 }

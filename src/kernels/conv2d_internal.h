@@ -41,5 +41,13 @@ size_t relate_conv2d_direct_weight_grad_fn_scratch_floats(const relate_conv2d_di
                                                           size_t tmp_floats);
 int relate_conv2d_direct_weight_grad_fn(float *dw, relate_conv2d_dy_fn dy_of, void *ctx, size_t tmp_floats,
                                         const float *x, const relate_conv2d_dims *d, float *scratch);
+/* Both gradients of a 3x3, stride-1, pad-1 convolution from 1 to 8 NCHW input channels to
+ * nChw16c outputs (d->blocked == RELATE_CONV_BLOCKED_Y; conv4's layer 2), on a CPU with AVX-512:
+ * dx (either may be NULL) stored or added as dx_store says, dw added to. The scratch is per
+ * thread, for relate_get_threads() threads at the call. -1, doing nothing, where it does not fit. */
+int relate_conv2d_direct_backward_fits(const relate_conv2d_dims *d);
+size_t relate_conv2d_direct_backward_scratch_floats(const relate_conv2d_dims *d, int nthreads);
+int relate_conv2d_direct_backward(float *dx, float *dw, const float *dy, const float *x, const float *w,
+                                  const relate_conv2d_dims *d, float *scratch, bool dx_store);
 
 #endif

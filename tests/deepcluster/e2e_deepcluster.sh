@@ -70,7 +70,7 @@ lap "test + randomweights"
 echo "accuracies: deepcluster $ACC_DC, randomweights $ACC_RW"
 beats_random deepcluster "$ACC_DC" "$ACC_RW"
 if [ "${RELATE_E2E_EXACT:-0}" = 1 ]; then
-  recorded "deepcluster linear-evaluation accuracy" "$ACC_DC" 48.41 49.28 3
+  recorded "deepcluster linear-evaluation accuracy" "$ACC_DC" 49.28 49.28 3
   recorded "randomweights accuracy" "$ACC_RW" 17.0 17.0 0.5
 fi
 echo "e2e_deepcluster: all checks passed"

@@ -76,7 +76,7 @@ echo "accuracies: deepinfomax $ACC_LIN, randomweights $ACC_RW (epoch-0 loss $LOS
 loss_falls deepinfomax pre.txt
 beats_random deepinfomax "$ACC_LIN" "$ACC_RW"
 if [ "${RELATE_E2E_EXACT:-0}" = 1 ]; then
-  recorded "deepinfomax linear-evaluation accuracy" "$ACC_LIN" 39.89 39.91 0.5
+  recorded "deepinfomax linear-evaluation accuracy" "$ACC_LIN" 39.88 39.91 0.5
   recorded "randomweights accuracy" "$ACC_RW" 17.0 17.0 0.5
 fi
 echo "e2e_deepinfomax: all checks passed"

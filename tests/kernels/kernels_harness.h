@@ -56,6 +56,7 @@ void run_case(tcase *c, int fd);
 void test_conv(int fd);
 void test_conv_backends(void);
 void test_conv_direct(void);
+void test_conv_direct_backward(void);
 void test_conv_thread_history(void);
 void test_conv_dims(void);
 /* kernels_batchnorm.c */

@@ -54,5 +54,6 @@ int main(void)
     /* Last: its inputs take the next seeds, so every check above keeps the inputs it had. */
     test_batchnorm_blocked();
     test_batchnorm_large_mean();
+    test_conv_direct_backward();
     return relate_test_finish();
 }

@@ -261,8 +261,11 @@ static void check_blocked_layout(void)
         finalize(&in, (uint64_t)(900 + g_blocked_op), (const float[]){0.3f, 1.0f, 0.1f, -0.2f});
         char name[96];
         snprintf(name, sizeof name, "nChw16c vs NCHW: %s", names[g_blocked_op]);
-        const bool conv_only = g_blocked_op == 0 || g_blocked_op == 3 || g_blocked_op == 5;
-        compare(name, &in, build_blocked, conv_only ? 0.0 : 1e-6);
+        /* The convolutions run oneDNN's same kernels in both layouts, so the same bits; but from 8
+         * NCHW channels the blocked one's gradients are relate's direct kernel (AVX-512), which
+         * sums in its own order. */
+        const bool same_kernels = g_blocked_op == 0 || g_blocked_op == 3;
+        compare(name, &in, build_blocked, same_kernels ? 0.0 : 1e-6);
         relate_params_free(&in.store);
     }
     /* An op that reads NCHW refuses a blocked tensor, and the conversions check their input. */
