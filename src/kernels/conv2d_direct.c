@@ -294,7 +294,8 @@ int relate_conv2d_direct_weight_grad_fn(float *dw, relate_conv2d_dy_fn dy_of, vo
 #define BWD_C 8 /* input channels whose gradient rows are computed together (the most this path takes) */
 
 typedef struct bwd_geom {
-    direct_geom x;  /* the padded image (8-lane geometry) */
+    direct_geom x;  /* the padded image: rows of nv * 16 + 16 floats, so dw_image_avx512's 18
+                     * columns from any 16-column start stay in the row */
     int nv;         /* 16-float vectors per input-gradient row */
     size_t dwp;     /* floats per padded dy row: >= nv * 16 + 2 */
     size_t dyplane; /* floats per padded dy plane: (h + 2) * dwp */
@@ -304,7 +305,7 @@ typedef struct bwd_geom {
 static bwd_geom bwd_geometry(const relate_conv2d_dims *d)
 {
     bwd_geom b;
-    b.x = geometry(d, 8, 0);
+    b.x = geometry(d, 16, 0);
     b.nv = (d->w + 15) / 16;
     b.dwp = (size_t)b.nv * 16 + 16;
     b.dyplane = (size_t)(d->h + 2) * b.dwp;
@@ -431,43 +432,62 @@ __attribute__((target("avx512f"))) static void dx_image_avx512(float *dxi, const
     }
 }
 
-/* One image's weight gradient, added to sums [o/16][c][3][3][16] (double): with dy in nChw16c a
- * vector is 16 output channels at one pixel, so each tap of the padded x is broadcast against
- * it, two input channels (18 running vectors) per walk over the image; no transposes and no
- * horizontal sums. Each running vector sums the image's pixels in order, in float. */
+/* One image's weight gradient, added to sums [o/16][c][3][3][16] (double). With dy in nChw16c a
+ * vector is 16 output channels at one pixel, so no transposes and no horizontal sums are needed.
+ * For one kernel row ky and 16 output columns, dy's 16 vectors of an output row stay in
+ * registers, and each padded x value of the matching input row is broadcast once and multiplied
+ * into the up to 3 running vectors (kx) whose tap it is: 12 running vectors for 4 input channels,
+ * 3 FMAs per load. (Broadcasting each tap separately, 1 load per FMA, ran at about half the
+ * speed: the loads were the limit.) Each running vector sums the image's rows in order, in
+ * float; the image's sums are added in double. */
 __attribute__((target("avx512f"))) static void dw_image_avx512(double *sums, const float *dyi, const float *xp,
                                                               const relate_conv2d_dims *d, const direct_geom *g)
 {
     const size_t hw = (size_t)d->h * d->w;
     for (int ob = 0; ob < d->o / 16; ob++)
-        for (int c0 = 0; c0 < d->c; c0 += 2) {
-            /* An odd last channel runs its pair with itself, and only the first half is kept. */
-            const int c1 = c0 + 1 < d->c ? c0 + 1 : c0;
-            __m512 acc[2][9];
-            for (int k = 0; k < 9; k++)
-                acc[0][k] = acc[1][k] = _mm512_setzero_ps();
-            const float *x0 = xp + (size_t)c0 * g->xplane, *x1 = xp + (size_t)c1 * g->xplane;
-            for (int y = 0; y < d->h; y++)
-                for (int q = 0; q < d->w; q++) {
-                    const __m512 dv = _mm512_loadu_ps(dyi + ((size_t)ob * hw + (size_t)y * d->w + (size_t)q) * 16);
-                    const size_t at = (size_t)y * g->wp + (size_t)q;
+        for (int c0 = 0; c0 < d->c; c0 += 4) {
+            /* Channels past c run as copies of c0, and their sums are dropped. */
+            const float *xc[4];
+            for (int cc = 0; cc < 4; cc++)
+                xc[cc] = xp + (size_t)(c0 + cc < d->c ? c0 + cc : c0) * g->xplane;
+            for (int ky = 0; ky < 3; ky++) {
+                __m512 acc[4][3];
+                for (int cc = 0; cc < 4; cc++)
+                    acc[cc][0] = acc[cc][1] = acc[cc][2] = _mm512_setzero_ps();
+                for (int q0 = 0; q0 < d->w; q0 += 16) {
+                    const int valid = d->w - q0 < 16 ? d->w - q0 : 16;
+                    for (int y = 0; y < d->h; y++) {
+                        const float *dr = dyi + ((size_t)ob * hw + (size_t)y * d->w + (size_t)q0) * 16;
+                        __m512 dv[16];
+#pragma GCC unroll 16
+                        for (int t = 0; t < 16; t++)
+                            dv[t] = t < valid ? _mm512_loadu_ps(dr + (size_t)t * 16) : _mm512_setzero_ps();
+#pragma GCC unroll 4
+                        for (int cc = 0; cc < 4; cc++) {
+                            /* Padded column q0 + j is x's column q0 + j - 1: the tap kx = j - q
+                             * of output column q0 + q. */
+                            const float *row = xc[cc] + (size_t)(y + ky) * g->wp + (size_t)q0;
+#pragma GCC unroll 18
+                            for (int j = 0; j < 18; j++) {
+                                const __m512 xv = _mm512_set1_ps(row[j]);
 #pragma GCC unroll 3
-                    for (int ky = 0; ky < 3; ky++)
-#pragma GCC unroll 3
-                        for (int kx = 0; kx < 3; kx++) {
-                            const size_t t = at + (size_t)ky * g->wp + (size_t)kx;
-                            acc[0][ky * 3 + kx] = _mm512_fmadd_ps(dv, _mm512_set1_ps(x0[t]), acc[0][ky * 3 + kx]);
-                            acc[1][ky * 3 + kx] = _mm512_fmadd_ps(dv, _mm512_set1_ps(x1[t]), acc[1][ky * 3 + kx]);
+                                for (int kx = 0; kx < 3; kx++)
+                                    if (j - kx >= 0 && j - kx < 16)
+                                        acc[cc][kx] = _mm512_fmadd_ps(dv[j - kx], xv, acc[cc][kx]);
+                            }
                         }
+                    }
                 }
-            for (int cc = 0; cc < (c1 > c0 ? 2 : 1); cc++)
-                for (int k = 0; k < 9; k++) {
-                    double *sk = sums + ((((size_t)ob * d->c + (size_t)(c0 + cc)) * 9 + (size_t)k) * 16);
-                    const __m512d lo = _mm512_cvtps_pd(_mm512_castps512_ps256(acc[cc][k]));
-                    const __m512d hi = _mm512_cvtps_pd(_mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(acc[cc][k]), 1)));
-                    _mm512_storeu_pd(sk, _mm512_add_pd(_mm512_loadu_pd(sk), lo));
-                    _mm512_storeu_pd(sk + 8, _mm512_add_pd(_mm512_loadu_pd(sk + 8), hi));
-                }
+                for (int cc = 0; cc < 4 && c0 + cc < d->c; cc++)
+                    for (int kx = 0; kx < 3; kx++) {
+                        double *sk = sums + ((((size_t)ob * d->c + (size_t)(c0 + cc)) * 9 + (size_t)(ky * 3 + kx)) * 16);
+                        const __m512d lo = _mm512_cvtps_pd(_mm512_castps512_ps256(acc[cc][kx]));
+                        const __m512d hi =
+                            _mm512_cvtps_pd(_mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(acc[cc][kx]), 1)));
+                        _mm512_storeu_pd(sk, _mm512_add_pd(_mm512_loadu_pd(sk), lo));
+                        _mm512_storeu_pd(sk + 8, _mm512_add_pd(_mm512_loadu_pd(sk + 8), hi));
+                    }
+            }
         }
 }
 #endif
