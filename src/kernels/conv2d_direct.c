@@ -142,15 +142,14 @@ __attribute__((target("avx2,fma"))) static inline float hsum_avx2(__m256 v)
 
 /* One image's share of the weight gradient, added to sums [o, c, 3, 3] (double): for each output
  * channel block, input channel and kernel row, 12 running vectors (4 channels x 3 columns) over
- * the image's rows, reduced to one float per weight per image; dy's planes are `plane` floats
- * apart. AVX2 on every CPU: an AVX-512
+ * the image's rows, reduced to one float per weight per image. AVX2 on every CPU: an AVX-512
  * version of these loops ran at 0.6x of this speed (its shifted loads of x split cache lines),
  * and one width gives every machine the same bits. dy's rows are `dy_ld` floats
  * apart, with zeros past the width when that is not a whole number of vectors. */
-__attribute__((target("avx2,fma"))) static void weight_grad_image_avx2(double *sums, const float *dy, size_t dy_ld,
-                                                                      size_t plane, const float *xp,
-                                                                      const relate_conv2d_dims *d, const direct_geom *g)
+__attribute__((target("avx2,fma"))) static void weight_grad_image_avx2(double *sums, const float *dy, size_t dy_ld, const float *xp,
+                                       const relate_conv2d_dims *d, const direct_geom *g)
 {
+    const size_t plane = (size_t)d->h * dy_ld;
     for (int o0 = 0; o0 < d->o; o0 += OC_BLOCK)
         for (int ic = 0; ic < d->c; ic++)
             for (int ky = 0; ky < 3; ky++) {
@@ -211,17 +210,6 @@ int relate_conv2d_direct_forward(float *y, const float *x, const float *w, const
 #endif
 }
 
-/* dw += the threads' double sums (each `per` floats apart from `off` on), added in thread order. */
-static void add_thread_sums(float *dw, size_t nw, const float *scratch, int team, size_t per, size_t off)
-{
-    for (size_t k = 0; k < nw; k++) {
-        double total = 0;
-        for (int t = 0; t < team; t++)
-            total += ((const double *)(scratch + (size_t)t * per + off))[k];
-        dw[k] += (float)total;
-    }
-}
-
 /* Each thread sums a contiguous run of images (the static schedule) in double; the runs are
  * then added in thread order, so the result depends on the inputs and the thread count only.
  * dy is read from memory, or made image by image by dy_of (then never stored whole). */
@@ -259,10 +247,15 @@ static int weight_grad(float *dw, const float *dy, relate_conv2d_dy_fn dy_of, vo
             }
             pad_image(xp, x + (size_t)i * in_img, d, &g);
             const size_t ld = g.whole ? (size_t)d->w : g.dyrow;
-            weight_grad_image_avx2(sums, dyi, ld, (size_t)d->h * ld, xp, d, &g);
+            weight_grad_image_avx2(sums, dyi, ld, xp, d, &g);
         }
     }
-    add_thread_sums(dw, nw, scratch, team, g.per_thread, g.sums_off);
+    for (size_t k = 0; k < nw; k++) {
+        double total = 0;
+        for (int t = 0; t < team; t++)
+            total += ((const double *)(scratch + (size_t)t * g.per_thread + g.sums_off))[k];
+        dw[k] += (float)total;
+    }
     return 0;
 #else
     (void)dw, (void)dy, (void)dy_of, (void)ctx, (void)tmp_floats, (void)x, (void)scratch;
@@ -287,8 +280,8 @@ int relate_conv2d_direct_weight_grad_fn(float *dw, relate_conv2d_dy_fn dy_of, vo
  * nChw16c. oneDNN computes its input gradient with 8 channels padded to 16 and reordered out
  * again, and its weight gradient with an AVX2 kernel that blocks by 8 and needs x and dy
  * reordered first. Here, image by image and in cache: the weight gradient with a vector of 16
- * output channels as dy lies (each tap of x broadcast against it), and the input gradient from dy
- * transposed to zero-bordered NCHW planes, as a correlation with the flipped kernel. AVX-512 only
+ * output channels as dy lies (dw_image_avx512), and the input gradient from dy transposed to
+ * zero-bordered NCHW planes, as a correlation with the flipped kernel (dx_image_avx512). AVX-512 only
  * (the blocked layout is chosen where oneDNN computes in it, which is AVX-512; elsewhere oneDNN
  * runs as before). */
 #define BWD_C 8 /* input channels whose gradient rows are computed together (the most this path takes) */
