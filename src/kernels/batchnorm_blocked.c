@@ -270,6 +270,35 @@ static inline float masked(const float *dy, const float *relu_y, size_t q)
     return relu_y ? (relu_y[q] > 0.0f ? dy[q] : 0.0f) : dy[q];
 }
 
+/* The backward's scratch: per chunk and channel, sum(dz) then sum((x - mean) dz) ([2][SUM_CHUNKS][c]
+ * doubles), and ncoef per-channel float coefficients. 0, or -1 with nothing left allocated. */
+static int backward_scratch(int c, int ncoef, double **part, float **coef)
+{
+    *part = malloc(sizeof(double) * 2 * (size_t)SUM_CHUNKS * c);
+    *coef = malloc(sizeof(float) * (size_t)ncoef * c);
+    if (*part && *coef)
+        return 0;
+    free(*part);
+    free(*coef);
+    return -1;
+}
+
+/* Each channel's two chunk sums added in chunk order, then its input-gradient coefficients gm, k
+ * and sc (dgamma and dbeta added to where given). */
+static void grad_coefficients(const double *part, int n, int c, int hw, const float *saved_invstd,
+                              const float *gamma, float *dgamma, float *dbeta, float *gm, float *k, float *sc)
+{
+    const double *part2 = part + (size_t)SUM_CHUNKS * c, m = (double)n * hw;
+    for (int ch = 0; ch < c; ch++) {
+        double s = 0, dp = 0;
+        for (int j = 0; j < SUM_CHUNKS; j++) {
+            s += part[(size_t)j * c + ch];
+            dp += part2[(size_t)j * c + ch];
+        }
+        backward_coefficients(s, dp, m, ch, saved_invstd, gamma, dgamma, dbeta, &gm[ch], &k[ch], &sc[ch]);
+    }
+}
+
 /* Chunk j of block cb: sum(dz) into part[...] and sum((x - mean) dz) into part2[...]. */
 /* dz_out (or NULL): dz stored there as well, where the caller's second pass reads it instead of
  * dy and relu_y (the residual's fresh gradient is dz itself). */
@@ -318,13 +347,10 @@ int relate_bn16_backward_train(float *dx, float *dgamma, float *dbeta, const flo
     const bool store_dx = store & RELATE_BN_STORE_DX, store_dres = store & RELATE_BN_STORE_DRESIDUAL;
     const int nb = c / LANES;
     const size_t total = (size_t)n * c * hw;
-    double *part = malloc(sizeof(double) * 2 * (size_t)SUM_CHUNKS * c);
-    float *coef = malloc(sizeof(float) * 3 * (size_t)c);
-    if (!part || !coef) {
-        free(part);
-        free(coef);
+    double *part;
+    float *coef;
+    if (backward_scratch(c, 3, &part, &coef) != 0)
         return -1;
-    }
     double *part2 = part + (size_t)SUM_CHUNKS * c;
     float *gm = coef, *k = coef + c, *sc = coef + 2 * (size_t)c;
     /* A fresh residual gradient is dz itself: written in the sums' pass, it is what the second
@@ -334,15 +360,7 @@ int relate_bn16_backward_train(float *dx, float *dgamma, float *dbeta, const flo
     for (int cb = 0; cb < nb; cb++)
         for (int j = 0; j < SUM_CHUNKS; j++)
             chunk_grad_sums(part, part2, dy, relu_y, x, saved_mean, dz_first, n, c, hw, cb, j);
-    const double m = (double)n * hw;
-    for (int ch = 0; ch < c; ch++) {
-        double s = 0, dp = 0;
-        for (int j = 0; j < SUM_CHUNKS; j++) {
-            s += part[(size_t)j * c + ch];
-            dp += part2[(size_t)j * c + ch];
-        }
-        backward_coefficients(s, dp, m, ch, saved_invstd, gamma, dgamma, dbeta, &gm[ch], &k[ch], &sc[ch]);
-    }
+    grad_coefficients(part, n, c, hw, saved_invstd, gamma, dgamma, dbeta, gm, k, sc);
     if (dx || (dresidual && !dz_first)) {
 #pragma omp parallel for collapse(2) schedule(static) if (total >= BN_PAR_MIN)
         for (int i = 0; i < n; i++)
@@ -453,13 +471,10 @@ int relate_bn16_relu_pool2_backward_train(float *dx, float *dgamma, float *dbeta
     if (!dx && !dgamma && !dbeta)
         return 0;
     const int hw = h * w, ho = h / 2, wo = w / 2, nb = c / LANES;
-    double *part = malloc(sizeof(double) * 2 * (size_t)SUM_CHUNKS * c);
-    float *coef = malloc(sizeof(float) * 5 * (size_t)c);
-    if (!part || !coef) {
-        free(part);
-        free(coef);
+    double *part;
+    float *coef;
+    if (backward_scratch(c, 5, &part, &coef) != 0)
         return -1;
-    }
     double *part2 = part + (size_t)SUM_CHUNKS * c;
     float *alpha = coef, *shift = coef + c, *gm = coef + 2 * (size_t)c, *k = coef + 3 * (size_t)c,
           *sc = coef + 4 * (size_t)c;
@@ -493,15 +508,7 @@ int relate_bn16_relu_pool2_backward_train(float *dx, float *dgamma, float *dbeta
             memcpy(part + (size_t)j * c + (size_t)cb * LANES, s.q, sizeof s.q);
             memcpy(part2 + (size_t)j * c + (size_t)cb * LANES, dp.q, sizeof dp.q);
         }
-    const double m = (double)n * hw;
-    for (int ch = 0; ch < c; ch++) {
-        double s = 0, dp = 0;
-        for (int j = 0; j < SUM_CHUNKS; j++) {
-            s += part[(size_t)j * c + ch];
-            dp += part2[(size_t)j * c + ch];
-        }
-        backward_coefficients(s, dp, m, ch, saved_invstd, gamma, dgamma, dbeta, &gm[ch], &k[ch], &sc[ch]);
-    }
+    grad_coefficients(part, n, c, hw, saved_invstd, gamma, dgamma, dbeta, gm, k, sc);
     if (dx) {
 #pragma omp parallel for collapse(2) schedule(static) if ((size_t)n * c * hw >= BN_PAR_MIN)
         for (int i = 0; i < n; i++)

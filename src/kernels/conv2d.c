@@ -197,7 +197,7 @@ static void blas_backward(float *dx, float *dw, const float *dy, const float *x,
 
 /* ------------------------------------------------------------------ dispatch */
 /* RELATE_CONV=blas in the environment selects the im2col path, RELATE_CONV=onednn oneDNN without
- * the direct stem kernel; read once, so a step never mixes backends between a scratch size and
+ * the direct kernels; read once, so a step never mixes backends between a scratch size and
  * the call it was sized for. The setter (tests) overrides it; atomic because nothing stops two
  * threads from asking at once. */
 static pthread_once_t g_backend_once = PTHREAD_ONCE_INIT;

@@ -43,9 +43,9 @@ typedef struct relate_conv2d_dims {
 } relate_conv2d_dims;
 enum { RELATE_CONV_BLOCKED_X = 1, RELATE_CONV_BLOCKED_Y = 2 };
 
-/* Implementations: oneDNN (the default; what PyTorch uses on x86), with relate's direct kernel
- * for image stems (3x3 convolutions of 1-4 input channels, conv2d_direct.c) where it fits;
- * oneDNN alone (RELATE_CONV=onednn); and chunked im2col + OpenBLAS sgemm (RELATE_CONV=blas in
+/* Implementations: oneDNN (the default; what PyTorch uses on x86), with relate's direct kernels
+ * where they fit (conv2d_direct.c: image stems, 3x3 convolutions of 1-4 input channels; and the
+ * backward of conv4's second convolution in the blocked layout); oneDNN alone (RELATE_CONV=onednn); and chunked im2col + OpenBLAS sgemm (RELATE_CONV=blas in
  * the environment, and the fallback for any shape oneDNN refuses). All are checked against the
  * _ref loops and PyTorch goldens. */
 typedef enum relate_conv_backend {
