@@ -287,13 +287,19 @@ static relate_conv2d_dims slice_dims(const relate_conv2d_dims *d, int n)
     return s;
 }
 
-/* The backend's oneDNN (1) or im2col (0) path, and whether the direct stem kernel may run (the
- * default backend; RELATE_CONV_ONEDNN_ONLY is oneDNN alone, the direct backward included). */
+/* The backend's oneDNN (1) or im2col (0) path, and whether a direct kernel may run: the stem's,
+ * or the blocked layer-2 backward's. Only the default backend runs them; RELATE_CONV_ONEDNN_ONLY
+ * is oneDNN alone. */
 static int uses_onednn(relate_conv_backend b) { return b != RELATE_CONV_BLAS; }
 
 static int uses_direct(relate_conv_backend b, const relate_conv2d_dims *d)
 {
     return b == RELATE_CONV_ONEDNN && !d->blocked && relate_conv2d_direct_fits(d);
+}
+
+static int uses_direct_backward(relate_conv_backend b, const relate_conv2d_dims *d)
+{
+    return b == RELATE_CONV_ONEDNN && relate_conv2d_direct_backward_fits(d);
 }
 
 size_t relate_conv2d_scratch_floats(const relate_conv2d_dims *d, int nthreads)
@@ -303,7 +309,7 @@ size_t relate_conv2d_scratch_floats(const relate_conv2d_dims *d, int nthreads)
      * gradient, so the buffer holds the larger. */
     const relate_conv_backend b = relate_conv2d_get_backend();
     size_t direct = uses_direct(b, d) ? relate_conv2d_direct_scratch_floats(d, nthreads) : 0;
-    if (b == RELATE_CONV_ONEDNN) {
+    if (uses_direct_backward(b, d)) {
         const size_t bwd = relate_conv2d_direct_backward_scratch_floats(d, nthreads);
         direct = bwd > direct ? bwd : direct;
     }
@@ -485,8 +491,7 @@ void relate_conv2d_backward_ex(float *dx, float *dw, const float *dy, const floa
     if (!dx && uses_direct(b, d) && relate_conv2d_direct_weight_grad(dw, dy, x, d, scratch) == 0)
         return;
     /* conv4's layer 2 in the blocked layout: both gradients without oneDNN's reorders. */
-    if (b == RELATE_CONV_ONEDNN && relate_conv2d_direct_backward_fits(d) &&
-        relate_conv2d_direct_backward(dx, dw, dy, x, w, d, scratch, dx_store) == 0)
+    if (uses_direct_backward(b, d) && relate_conv2d_direct_backward(dx, dw, dy, x, w, d, scratch, dx_store) == 0)
         return;
     /* Slices add their weight gradients one after another, in image order. */
     const int slice = onednn_slice(d);
